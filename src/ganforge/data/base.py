@@ -1,0 +1,172 @@
+"""Common base of ganforge datamodules: uint8 images, resumable order, early input checks.
+
+Datasets yield ``(image, label)`` with ``image`` a ``uint8`` tensor of shape ``[C, H, W]`` and ``label``
+an ``int64`` class index (``-1`` when unlabelled). Conversion to float in ``[-1, 1]`` happens on the
+training device (cheaper transfers, one place for it); see ``ganforge.module.GANModule``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ganforge.data.sampler import ResumableSampler
+from ganforge.errors import ConfigError
+
+
+class InMemoryImages(Dataset):
+    """Images already decoded into one ``uint8`` tensor ``[N, C, H, W]``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        assert images.dtype == torch.uint8 and images.ndim == 4, images.shape
+        self.images = images
+        self.labels = labels if labels is not None else torch.full((len(images),), -1, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.labels[i]
+
+
+def resize_uint8(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Area/antialiased resize of a ``uint8`` batch ``[N, C, H, W]`` to a square ``resolution``."""
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    out = []
+    for chunk in images.split(4096):
+        x = F.interpolate(chunk.float(), size=(resolution, resolution), mode="bilinear", antialias=True)
+        out.append(x.round_().clamp_(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grey <-> RGB conversion of a ``uint8`` batch ``[N, C, H, W]``."""
+    c = images.shape[1]
+    if c == channels:
+        return images
+    if c == 1 and channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    if c == 3 and channels == 1:
+        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (images.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+    raise ConfigError(f"cannot convert {c}-channel images to {channels} channels; use channels=1 or 3")
+
+
+class GANDataModule(L.LightningDataModule):
+    """Base datamodule: subclasses implement ``load_dataset`` (and optionally ``prepare_data``).
+
+    Args:
+        resolution: square output size in pixels; images are resized (and cropped by subclasses).
+        channels: 1 (grey) or 3 (RGB); sources are converted.
+        batch_size: per-process batch size.
+        num_workers: dataloader worker processes.
+        seed: base of the per-epoch shuffle order (independent of the global RNG).
+        max_samples: keep only the first N samples (debug runs, tests).
+        pin_memory: pin host memory for faster GPU transfers.
+    """
+
+    name = "dataset"
+
+    def __init__(
+        self,
+        resolution: int,
+        channels: int,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        seed: int = 0,
+        max_samples: int | None = None,
+        pin_memory: bool = False,
+        shuffle: bool = True,
+    ) -> None:
+        super().__init__()
+        if channels not in (1, 3):
+            raise ConfigError(f"data.channels={channels} is not supported; use 1 (grey) or 3 (RGB)")
+        if resolution < 4:
+            raise ConfigError(f"data.resolution={resolution} is too small; use at least 4")
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size} must be at least 1")
+        self.resolution = resolution
+        self.channels = channels
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.max_samples = max_samples
+        self.pin_memory = pin_memory
+        self.shuffle = shuffle
+        self.dataset: Dataset | None = None
+        self.num_classes = 0
+        self.class_names: list[str] = []
+        self.consumed_batches = 0  # by this rank, over the whole run; decides the data order
+
+    # -- to implement ---------------------------------------------------------------------------
+    def load_dataset(self) -> Dataset:
+        """Return the training dataset; set ``num_classes``/``class_names`` when labelled.
+
+        Raise ``DatasetNotFoundError`` naming the paths looked at and how to get the data.
+        """
+        raise NotImplementedError
+
+    # -- Lightning hooks ------------------------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.resolution, self.resolution)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is not None:
+            return
+        dataset = self.load_dataset()
+        if self.max_samples is not None and self.max_samples < len(dataset):
+            dataset = Subset(dataset, range(self.max_samples))
+        world = self._world()[0]
+        if len(dataset) < self.batch_size * world:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} (x{world} processes) is larger than the "
+                f"{len(dataset)} images of {self.name}; lower data.batch_size or use more data"
+            )
+        self.dataset = dataset
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.dataset is not None, "call setup() first"
+        world, rank = self._world()
+        sampler = ResumableSampler(
+            len(self.dataset),
+            self.batch_size,
+            consumed_batches=lambda: self.consumed_batches,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            num_replicas=world,
+            rank=rank,
+        )
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            # Own generator: worker seeding must not consume the global RNG (exact resume).
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Runs once per batch actually handed to training_step (not for prefetched ones).
+        self.consumed_batches += 1
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"consumed_batches": self.consumed_batches}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.consumed_batches = int(state["consumed_batches"])

@@ -1,0 +1,69 @@
+"""A shuffling sampler whose position survives a checkpoint.
+
+Lightning restarts a dataloader from its first batch when resuming mid-epoch, and its epoch counter
+is not reliable across a resume from a checkpoint written at the end of ``fit``. This sampler
+therefore derives both the epoch and the place inside it from one number, the batches consumed so
+far (saved by the datamodule): N straight steps and N/2 + resume N/2 see the same data in the same
+order.
+"""
+
+from collections.abc import Callable, Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+
+class ResumableSampler(Sampler[int]):
+    """Per-epoch permutation seeded by ``(seed, epoch)``, sharded over ranks, resumable mid-epoch.
+
+    Args:
+        length: dataset size.
+        batch_size: per-rank batch size; every epoch is a whole number of full batches.
+        consumed_batches: returns how many batches this rank has consumed so far; read each time
+            an iteration starts (at epoch starts and after a resume).
+        seed: base seed; the permutation of epoch ``e`` depends only on ``(seed, e)``.
+        shuffle: shuffle each epoch (else sequential order).
+        num_replicas, rank: data-parallel sharding; each rank takes a disjoint strided slice.
+    """
+
+    def __init__(
+        self,
+        length: int,
+        batch_size: int,
+        consumed_batches: Callable[[], int] = lambda: 0,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.length = length
+        self.batch_size = batch_size
+        self.consumed_batches = consumed_batches
+        self.seed = seed
+        self.shuffle = shuffle
+        self.num_replicas = num_replicas
+        self.rank = rank
+        if self.batches_per_epoch < 1:
+            raise ValueError(f"{length} samples over {num_replicas} ranks give no full batch of {batch_size}")
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.length // self.num_replicas // self.batch_size
+
+    def epoch_indices(self, epoch: int) -> torch.Tensor:
+        """This rank's indices for a whole epoch."""
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.length, generator=g)
+        else:
+            order = torch.arange(self.length)
+        return order[self.rank :: self.num_replicas][: self.batches_per_epoch * self.batch_size]
+
+    def __iter__(self) -> Iterator[int]:
+        epoch, skip = divmod(self.consumed_batches(), self.batches_per_epoch)
+        return iter(self.epoch_indices(epoch)[skip * self.batch_size :].tolist())
+
+    def __len__(self) -> int:
+        # The full epoch, also when resuming: Lightning restores its in-epoch batch counter, so the
+        # epoch ends exactly when the shortened iterator runs out.
+        return self.batches_per_epoch * self.batch_size

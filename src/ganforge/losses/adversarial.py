@@ -1,0 +1,116 @@
+"""Adversarial objectives on raw discriminator logits.
+
+Each loss turns discriminator outputs into a D loss and a G loss; losses that need more than logits
+(gradient penalty) add terms through ``d_penalties``. ``n_critic`` is the number of D updates per G
+update the objective is designed for (5 for WGAN-GP); the training module reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforge.errors import ConfigError
+from ganforge.losses.penalties import gradient_penalty
+
+Critic = Callable[[torch.Tensor], torch.Tensor]
+
+
+class AdversarialLoss(nn.Module):
+    """Base class. Subclasses implement ``d_loss`` and ``g_loss``."""
+
+    def __init__(self, n_critic: int = 1) -> None:
+        super().__init__()
+        if n_critic < 1:
+            raise ConfigError(f"loss.n_critic={n_critic} must be >= 1 (D updates per G update)")
+        self.n_critic = n_critic
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def d_penalties(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra weighted D loss terms, by log name. None by default."""
+        return {}
+
+
+class MinimaxLoss(AdversarialLoss):
+    """Original GAN objective (Goodfellow et al., 2014), ``min_G max_D E log D(x) + E log(1 - D(G(z)))``.
+
+    The generator minimises ``log(1 - D(G(z)))``, which saturates when D wins early; kept for
+    comparison. ``label_smoothing`` > 0 is one-sided smoothing (Salimans et al., 2016): real targets
+    become ``1 - label_smoothing``, fake targets stay 0.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, n_critic: int = 1) -> None:
+        super().__init__(n_critic)
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ConfigError(f"loss.label_smoothing={label_smoothing} must be in [0, 0.5)")
+        self.label_smoothing = label_smoothing
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        real_target = torch.full_like(real_logits, 1.0 - self.label_smoothing)
+        return F.binary_cross_entropy_with_logits(real_logits, real_target) + F.softplus(fake_logits).mean()
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -F.softplus(fake_logits).mean()  # = E log(1 - sigmoid(l))
+
+
+class NonSaturatingLoss(MinimaxLoss):
+    """Minimax D loss with the non-saturating G loss ``-log D(G(z))``: strong gradients early on."""
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.softplus(-fake_logits).mean()
+
+
+class HingeLoss(AdversarialLoss):
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018): D ``relu(1 - real) + relu(1 + fake)``, G ``-fake``."""
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -fake_logits.mean()
+
+
+class LeastSquaresLoss(AdversarialLoss):
+    """LSGAN (Mao et al., 2017) with targets a=0 (fake), b=1 (real), c=1 (what G wants)."""
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((real_logits - 1.0).square().mean() + fake_logits.square().mean())
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (fake_logits - 1.0).square().mean()
+
+
+class WassersteinGPLoss(AdversarialLoss):
+    """WGAN-GP (Gulrajani et al., 2017): critic ``E D(fake) - E D(real) + gp_weight * GP``.
+
+    ``drift`` adds ``drift * E D(real)^2`` (ProGAN's epsilon term) to stop the critic output wandering.
+    """
+
+    def __init__(self, gp_weight: float = 10.0, drift: float = 0.0, n_critic: int = 5) -> None:
+        super().__init__(n_critic)
+        if gp_weight < 0 or drift < 0:
+            raise ConfigError("loss.gp_weight and loss.drift must be >= 0")
+        self.gp_weight = gp_weight
+        self.drift = drift
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        loss = fake_logits.mean() - real_logits.mean()
+        if self.drift:
+            loss = loss + self.drift * real_logits.square().mean()
+        return loss
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return -fake_logits.mean()
+
+    def d_penalties(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.gp_weight:
+            return {}
+        return {"gp": self.gp_weight * gradient_penalty(critic, real, fake)}

@@ -1,0 +1,11 @@
+"""Generator/discriminator networks, one file per family.
+
+Every generator maps ``z [N, z_dim]`` (and optional ``labels [N]``) to images ``[N, C, H, W]`` in
+``[-1, 1]`` and exposes ``z_dim``, ``resolution``, ``channels``. Every discriminator maps images (and
+optional labels) to logits ``[N]``.
+"""
+
+from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
+
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "MLPDiscriminator", "MLPGenerator"]

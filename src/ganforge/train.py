@@ -1,0 +1,81 @@
+"""Training entry point: compose the config, check everything, then fit.
+
+``python train.py model=dcgan loss=hinge data=cifar10`` (or the ``ganforge-train`` console script).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from ganforge.checkpoint import load_checkpoint
+from ganforge.errors import GanforgeError
+from ganforge.utils import instantiate_dict, save_resolved_config
+
+log = logging.getLogger("ganforge")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Build data, model, callbacks, loggers and trainer from ``cfg``; validate; fit.
+
+    Returns the trainer's final logged metrics and the objects, for tests and sweeps.
+    """
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    loss = hydra.utils.instantiate(cfg.loss)
+    model = hydra.utils.instantiate(cfg.model, loss=loss)
+    callbacks = instantiate_dict(cfg.get("callbacks"), "callback")
+    loggers = instantiate_dict(cfg.get("logger"), "logger")
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    # Everything that can be wrong with the inputs fails here, before the first step.
+    datamodule.trainer = trainer
+    datamodule.setup("fit")
+    model.check_data(datamodule.image_shape)
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path:
+        load_checkpoint(ckpt_path)  # clear error for a missing or corrupt file
+
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    if trainer.is_global_zero:
+        save_resolved_config(cfg, Path(cfg.paths.output_dir) / "config.yaml")
+    log.info(
+        "Training %s on %s (%d images) -> %s",
+        type(model.G).__name__,
+        datamodule.name,
+        len(datamodule.dataset),
+        cfg.paths.output_dir,
+    )
+    # Checkpoints hold optimizer factories and RNG states, so they are full pickles: load only your own.
+    trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return {"metrics": metrics, "trainer": trainer, "model": model, "datamodule": datamodule}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    try:
+        result = train(cfg)
+    except GanforgeError as e:
+        log.error("%s", e)
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    metric = cfg.get("optimized_metric")
+    return result["metrics"].get(metric) if metric else None
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Loss values against hand-computed numbers; gradient penalty on functions with known gradients."""
+
+import math
+
+import pytest
+import torch
+
+from ganforge.errors import ConfigError
+from ganforge.losses import (
+    HingeLoss,
+    LeastSquaresLoss,
+    MinimaxLoss,
+    NonSaturatingLoss,
+    WassersteinGPLoss,
+    gradient_penalty,
+)
+
+REAL = torch.tensor([0.0, 2.0])
+FAKE = torch.tensor([-1.0, 1.0])
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def close(a: torch.Tensor, b: float) -> bool:
+    return abs(float(a) - b) < 1e-6
+
+
+def test_minimax_d_and_saturating_g() -> None:
+    loss = MinimaxLoss()
+    d_expected = mean([-math.log(sigmoid(r)) for r in REAL.tolist()]) + mean(
+        [-math.log(1 - sigmoid(f)) for f in FAKE.tolist()]
+    )
+    assert close(loss.d_loss(REAL, FAKE), d_expected)
+    # G minimises E log(1 - D(G(z)))
+    assert close(loss.g_loss(FAKE), mean([math.log(1 - sigmoid(f)) for f in FAKE.tolist()]))
+
+
+def test_one_sided_label_smoothing_changes_only_real_targets() -> None:
+    s = 0.1
+    loss = MinimaxLoss(label_smoothing=s)
+    real_term = mean(
+        [-((1 - s) * math.log(sigmoid(r)) + s * math.log(1 - sigmoid(r))) for r in REAL.tolist()]
+    )
+    fake_term = mean([-math.log(1 - sigmoid(f)) for f in FAKE.tolist()])
+    assert close(loss.d_loss(REAL, FAKE), real_term + fake_term)
+    assert close(loss.g_loss(FAKE), MinimaxLoss().g_loss(FAKE).item())
+
+
+def test_nonsaturating_g() -> None:
+    loss = NonSaturatingLoss(label_smoothing=0.2)
+    assert close(loss.g_loss(FAKE), mean([-math.log(sigmoid(f)) for f in FAKE.tolist()]))
+
+
+def test_hinge() -> None:
+    loss = HingeLoss()
+    # relu(1 - [0, 2]) = [1, 0]; relu(1 + [-1, 1]) = [0, 2]
+    assert close(loss.d_loss(REAL, FAKE), 0.5 + 1.0)
+    assert close(loss.g_loss(FAKE), 0.0)
+    assert close(loss.g_loss(torch.tensor([3.0, 5.0])), -4.0)
+
+
+def test_lsgan() -> None:
+    loss = LeastSquaresLoss()
+    # 0.5 * (mean([1, 1]) + mean([1, 1]))
+    assert close(loss.d_loss(REAL, FAKE), 1.0)
+    # 0.5 * mean([4, 0])
+    assert close(loss.g_loss(FAKE), 1.0)
+
+
+def test_wasserstein_terms_and_drift() -> None:
+    loss = WassersteinGPLoss(drift=0.001)
+    assert close(loss.d_loss(REAL, FAKE), 0.0 - 1.0 + 0.001 * mean([0.0, 4.0]))
+    assert close(loss.g_loss(FAKE), 0.0)
+    assert loss.n_critic == 5
+
+
+def test_gradient_penalty_of_linear_critic_is_exact() -> None:
+    # D(x) = <w, x> has gradient w everywhere: GP = (||w|| - 1)^2 whatever the interpolation.
+    w = torch.randn(3, 4, 4)
+    real, fake = torch.randn(8, 3, 4, 4), torch.randn(8, 3, 4, 4)
+    gp = gradient_penalty(lambda x: (x * w).flatten(1).sum(1), real, fake)
+    assert torch.allclose(gp, (w.norm() - 1).square(), rtol=1e-5)
+
+
+def test_gradient_penalty_interpolates_and_backpropagates_to_critic() -> None:
+    # D(x) = 0.5 * s * ||x||^2 has gradient s * x. With real == fake, x_hat == x exactly.
+    x = torch.randn(5, 2)
+    s = torch.tensor(0.7, requires_grad=True)
+    gp = gradient_penalty(lambda v: 0.5 * s * v.square().sum(1), x, x.clone())
+    norms = x.norm(dim=1)
+    expected = ((0.7 * norms - 1) ** 2).mean()
+    assert torch.allclose(gp, expected, rtol=1e-5)
+    (ds,) = torch.autograd.grad(gp, s)
+    assert torch.allclose(ds, (2 * (0.7 * norms - 1) * norms).mean(), rtol=1e-5)
+
+
+def test_wgan_gp_penalty_is_weighted() -> None:
+    w = torch.full((2,), 2.0)
+    loss = WassersteinGPLoss(gp_weight=10.0)
+    terms = loss.d_penalties(lambda x: x @ w, torch.randn(4, 2), torch.randn(4, 2))
+    assert torch.allclose(terms["gp"], torch.tensor(10.0 * (math.sqrt(8) - 1) ** 2), rtol=1e-5)
+    assert (
+        WassersteinGPLoss(gp_weight=0.0).d_penalties(lambda x: x @ w, torch.ones(1, 2), torch.ones(1, 2))
+        == {}
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MinimaxLoss(label_smoothing=0.6),
+        lambda: HingeLoss(n_critic=0),
+        lambda: WassersteinGPLoss(gp_weight=-1),
+    ],
+)
+def test_bad_loss_options_are_rejected(make) -> None:
+    with pytest.raises(ConfigError):
+        make()

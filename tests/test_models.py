@@ -1,0 +1,57 @@
+"""Network shapes at every supported resolution, and the EMA arithmetic."""
+
+import pytest
+import torch
+
+from ganforge.ema import ema_beta, make_ema, update_ema
+from ganforge.errors import ConfigError
+from ganforge.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+
+
+@pytest.mark.parametrize("resolution", [28, 32, 64, 128])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes(resolution: int, channels: int) -> None:
+    G = DCGANGenerator(z_dim=16, resolution=resolution, channels=channels, base_channels=8)
+    D = DCGANDiscriminator(resolution=resolution, channels=channels, base_channels=8)
+    x = G(torch.randn(3, 16))
+    assert x.shape == (3, channels, resolution, resolution)
+    assert x.abs().max() <= 1.0
+    assert D(x).shape == (3,)
+
+
+@pytest.mark.parametrize("resolution", [30, 48, 100])
+def test_dcgan_rejects_unsupported_resolution(resolution: int) -> None:
+    with pytest.raises(ConfigError, match="data.resolution"):
+        DCGANGenerator(resolution=resolution)
+
+
+def test_mlp_shapes() -> None:
+    G = MLPGenerator(z_dim=8, resolution=28, channels=1, hidden=(32,))
+    D = MLPDiscriminator(resolution=28, channels=1, hidden=(32,), dropout=0.1)
+    x = G(torch.randn(4, 8))
+    assert x.shape == (4, 1, 28, 28)
+    assert D(x).shape == (4,)
+
+
+def test_ema_update_is_lerp_and_copies_buffers() -> None:
+    G = DCGANGenerator(z_dim=4, resolution=28, channels=1, base_channels=4)
+    ema = make_ema(G)
+    assert not any(p.requires_grad for p in ema.parameters())
+    before = [p.clone() for p in ema.parameters()]
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(1.0)
+        for b in G.buffers():
+            b.add_(3)
+    update_ema(ema, G, beta=0.9)
+    for p_ema, p0, p in zip(ema.parameters(), before, G.parameters(), strict=True):
+        assert torch.allclose(p_ema, 0.9 * p0 + 0.1 * p, atol=1e-6)
+    for b_ema, b in zip(ema.buffers(), G.buffers(), strict=True):
+        assert torch.equal(b_ema, b)
+
+
+def test_ema_rampup_starts_as_copy_and_reaches_beta() -> None:
+    assert ema_beta(0.999, 0, 0.05) < 1e-5  # half-life of 0.05 steps: essentially a copy
+    assert ema_beta(0.999, 1_000_000, 0.05) == pytest.approx(0.999)
+    assert ema_beta(0.999, 10, None) == 0.999
+    assert ema_beta(0.999, 100, 0.05) < ema_beta(0.999, 1000, 0.05) < 0.999 + 1e-12
