@@ -21,7 +21,7 @@ def test_dcgan_shapes(resolution: int, channels: int) -> None:
 
 @pytest.mark.parametrize("resolution", [30, 48, 100])
 def test_dcgan_rejects_unsupported_resolution(resolution: int) -> None:
-    with pytest.raises(ConfigError, match="data.resolution"):
+    with pytest.raises(ConfigError, match=r"data\.resolution"):
         DCGANGenerator(resolution=resolution)
 
 

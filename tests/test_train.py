@@ -88,7 +88,8 @@ def _assert_same_state(a, b) -> None:
     for oa, ob in zip(a["trainer"].optimizers, b["trainer"].optimizers, strict=True):
         assert oa.param_groups[0]["lr"] == ob.param_groups[0]["lr"]
         for sa, sb in zip(oa.state.values(), ob.state.values(), strict=True):
-            assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+            assert torch.equal(sa["exp_avg"], sb["exp_avg"])
+            assert torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
 
 
 def test_resume_is_exact(compose_cfg, tmp_path) -> None:

@@ -6,6 +6,7 @@ halves at each doubling of resolution, capped at ``max_channels``.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -58,7 +59,7 @@ class DCGANGenerator(nn.Module):
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
         ]
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+        for c_in, c_out in itertools.pairwise(widths):
             layers += [
                 nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(c_out),
@@ -88,7 +89,7 @@ class DCGANDiscriminator(nn.Module):
         start, k = _plan(resolution)
         widths = [min(max_channels, base_channels * 2**i) for i in range(k)]
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
-        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+        for c_in, c_out in itertools.pairwise(widths):
             layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(c_out))

@@ -1,0 +1,17 @@
+"""Datamodules yielding ``(uint8 image [C, H, W], int64 label or -1)``; see ``base.GANDataModule``."""
+
+from ganforge.data.base import GANDataModule, InMemoryImages
+from ganforge.data.celeba import CelebADataModule
+from ganforge.data.cifar10 import CIFAR10DataModule
+from ganforge.data.idx import FashionMNISTDataModule, MNISTDataModule
+from ganforge.data.image_folder import ImageFolderDataModule
+
+__all__ = [
+    "CIFAR10DataModule",
+    "CelebADataModule",
+    "FashionMNISTDataModule",
+    "GANDataModule",
+    "ImageFolderDataModule",
+    "InMemoryImages",
+    "MNISTDataModule",
+]
