@@ -37,7 +37,7 @@ test-all: setup data  ## run every test, slow ones included
 	$(VENV)/bin/pytest $(ARGS)
 
 lint: setup  ## ruff + the other pre-commit hooks on all files
-	$(VENV)/bin/pre-commit run --all-files
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 
 format: setup  ## format the code with ruff
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .

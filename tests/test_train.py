@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ganforge.checkpoint import load_checkpoint, load_generator
+from ganforge.module import GANModule
 from ganforge.train import train
 
 MODELS = ["mlp_gan", "dcgan"]
@@ -104,3 +105,22 @@ def test_resume_is_exact(compose_cfg, tmp_path) -> None:
         resumed = run(f"resume_{ckpt.parent.parent.name}", "trainer.max_steps=14", f"ckpt_path={ckpt}")
         assert resumed["trainer"].global_step == 14
         _assert_same_state(straight, resumed)
+
+
+def test_gradient_clipping_bounds_the_update(compose_cfg, monkeypatch) -> None:
+    # SGD with lr=1: the parameter change equals the (clipped) gradient, so its norm is <= the clip.
+    before: dict[str, torch.Tensor] = {}
+
+    def record_start(module, *_):
+        before.update({n: p.detach().clone() for n, p in module.named_parameters() if n[:2] in ("D.", "G.")})
+
+    monkeypatch.setattr(GANModule, "on_train_start", record_start)
+    sgd = [f"model.{o}._target_=torch.optim.SGD" for o in ("optimizer_d", "optimizer_g")]
+    sgd += [f"~model.{o}.betas" for o in ("optimizer_d", "optimizer_g")]
+    sgd += ["model.optimizer_d.lr=1.0", "model.optimizer_g.lr=1.0", "trainer.max_steps=1", "loss.n_critic=1"]
+    for clip, bounded in ((1e-3, True), (None, False)):
+        clip_overrides = [f"model.grad_clip_d={clip or 'null'}", f"model.grad_clip_g={clip or 'null'}"]
+        params = dict(train(compose_cfg(*sgd, *clip_overrides))["model"].named_parameters())
+        for net in ("D.", "G."):
+            delta = torch.cat([(params[n] - before[n]).flatten() for n in before if n.startswith(net)])
+            assert bool(delta.norm() <= 1e-3 * 1.001) == bounded, (net, clip, float(delta.norm()))

@@ -8,6 +8,7 @@ G update and an EMA update. ``trainer.global_step`` therefore counts batches (D 
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +22,9 @@ from ganforge import __version__
 from ganforge.ema import ema_beta, make_ema, update_ema
 from ganforge.errors import ConfigError
 from ganforge.losses import AdversarialLoss
+
+# The EMA generator is in eval mode on purpose: it is never trained, only averaged.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
@@ -201,8 +205,11 @@ class GANModule(L.LightningModule):
         if not self.trainer.loggers or step % self.trainer.log_every_n_steps:
             return
         metrics = {k: float(v) for k, v in logs.items()}
+        for name, opt in zip(("g", "d"), self.trainer.optimizers, strict=True):
+            metrics[f"lr/{name}"] = opt.param_groups[0]["lr"]
         for logger in self.trainer.loggers:
             logger.log_metrics(metrics, step=step)
+            logger.save()
 
     def _clip(self, optimizer: Any, max_norm: float | None) -> None:
         """Gradient clipping hook; override for per-layer schemes."""

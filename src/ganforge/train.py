@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganforge.checkpoint import load_checkpoint
 from ganforge.errors import GanforgeError
-from ganforge.utils import instantiate_dict, save_resolved_config
+from ganforge.utils import instantiate, instantiate_dict, save_resolved_config
 
 log = logging.getLogger("ganforge")
+# Lightning 2.6 calls a pytree API that newer torch deprecates; nothing for users to act on.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
@@ -30,12 +33,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = hydra.utils.instantiate(cfg.data)
-    loss = hydra.utils.instantiate(cfg.loss)
-    model = hydra.utils.instantiate(cfg.model, loss=loss)
+    datamodule = instantiate(cfg.data)
+    loss = instantiate(cfg.loss)
+    model = instantiate(cfg.model, loss=loss)
     callbacks = instantiate_dict(cfg.get("callbacks"), "callback")
     loggers = instantiate_dict(cfg.get("logger"), "logger")
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     # Everything that can be wrong with the inputs fails here, before the first step.
     datamodule.trainer = trainer
@@ -56,9 +59,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.paths.output_dir,
     )
     # Checkpoints hold optimizer factories and RNG states, so they are full pickles: load only your own.
-    trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    try:
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    finally:
+        _finish_wandb()
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"metrics": metrics, "trainer": trainer, "model": model, "datamodule": datamodule}
+
+
+def _finish_wandb() -> None:
+    """Close the W&B run so its files (summary, offline run) are complete, also for sweeps in-process."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

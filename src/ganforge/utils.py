@@ -7,9 +7,28 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from ganforge.errors import GanforgeError
+
 log = logging.getLogger("ganforge")
+
+
+def instantiate(cfg: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets ganforge's own input errors through unwrapped.
+
+    Hydra wraps every constructor exception; a user should see our message, not Hydra's wrapper.
+    """
+    try:
+        return hydra.utils.instantiate(cfg, **kwargs)
+    except InstantiationException as e:
+        cause: BaseException | None = e
+        while cause is not None and not isinstance(cause, GanforgeError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
 
 
 def instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
@@ -22,7 +41,7 @@ def instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
     for name, conf in cfg.items():
         if isinstance(conf, DictConfig) and "_target_" in conf:
             log.info("Instantiating %s <%s> (%s)", kind, conf._target_, name)
-            objects.append(hydra.utils.instantiate(conf))
+            objects.append(instantiate(conf))
     return objects
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+# Checkpoints are written after the step's updates, which is the state a resume must start from.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 
 class Checkpoint(ModelCheckpoint):
