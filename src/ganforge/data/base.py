@@ -7,7 +7,10 @@ training device (cheaper transfers, one place for it); see ``ganforge.module.GAN
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
@@ -16,6 +19,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ganforge.data.sampler import ResumableSampler
 from ganforge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class InMemoryImages(Dataset):
@@ -55,6 +61,37 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
         return (images.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
     raise ConfigError(f"cannot convert {c}-channel images to {channels} channels; use channels=1 or 3")
+
+
+def find_or_download(
+    find: Callable[[], T | None], download: Callable[[], Any] | None
+) -> tuple[T | None, str]:
+    """``find()``; if nothing and ``download`` is given, download and ``find()`` again.
+
+    Returns what was found (or ``None``) and a line for the error message saying what was tried.
+    """
+    found = find()
+    if found is not None:
+        return found, ""
+    if download is None:
+        return None, "Not downloaded: data.download=false.\n"
+    try:
+        download()
+    except Exception as e:  # no network, mirror down, disk full: all reported to the user
+        return find(), f"Download failed: {type(e).__name__}: {str(e).strip()}\n"
+    return find(), "Downloaded, but the expected files are still missing.\n"
+
+
+def torchvision_download(dataset: str, root: Path, **kwargs: Any) -> Callable[[], Any]:
+    """A downloader for ``torchvision.datasets.<dataset>`` into ``root`` (only the download is used)."""
+
+    def download() -> Any:
+        from torchvision import datasets
+
+        log.info("%s not found; downloading into %s", dataset, root)
+        return getattr(datasets, dataset)(str(root), download=True, **kwargs)
+
+    return download
 
 
 class GANDataModule(L.LightningDataModule):

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ganforge.data.base import find_or_download, torchvision_download
 from ganforge.data.image_folder import ImageFolderDataModule, ImageSource, is_image_file
 from ganforge.errors import ConfigError, DatasetNotFoundError
 
@@ -79,28 +80,13 @@ class CelebADataModule(ImageFolderDataModule):
         images, partition = self._files()
         return images.is_dir() and (partition is not None or self.split == "all")
 
-    def prepare_data(self) -> None:
-        if self.path is None and not self._ready() and self.download:
-            self._download()
-
-    def _download(self) -> str:
-        """Try torchvision's downloader; return why it failed ('' on success)."""
-        from torchvision import datasets
-
-        log.info("CelebA not found; downloading into %s", self.root / "celeba")
-        try:
-            datasets.CelebA(str(self.root), split="all", download=True)
-        except Exception as e:  # no network, Google Drive quota, missing gdown: all reported below
-            return f"{type(e).__name__}: {str(e).strip()}"
-        return ""
-
     def make_source(self) -> ImageSource:
         if self.path is not None:
             return ImageSource(self.path, self.subdir)
-        failure = self._download() if not self._ready() and self.download else ""
+        download = torchvision_download("CelebA", self.root, split="all") if self.download else None
+        ready, tried = find_or_download(lambda: self._ready() or None, download)
         images, partition = self._files()
-        if not self._ready():
-            tried = f"Download failed: {failure}\n" if failure else "Not downloaded: data.download=false.\n"
+        if not ready:
             base = self.root / "celeba"
             part = f" and {base}/list_eval_partition.txt (for split={self.split})"
             raise DatasetNotFoundError(

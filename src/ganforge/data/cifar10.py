@@ -15,7 +15,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ganforge.data.base import GANDataModule, InMemoryImages, convert_channels, resize_uint8
+from ganforge.data.base import (
+    GANDataModule,
+    InMemoryImages,
+    convert_channels,
+    find_or_download,
+    resize_uint8,
+    torchvision_download,
+)
 from ganforge.errors import ConfigError, CorruptImageError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -79,21 +86,11 @@ class CIFAR10DataModule(GANDataModule):
         return None
 
     def _locate(self) -> Path:
-        found = self._find()
-        failure = ""
-        if found is None and self.download:
-            from torchvision import datasets
-
-            log.info("CIFAR-10 not found; downloading into %s", self.root)
-            try:
-                datasets.CIFAR10(str(self.root), download=True)
-            except Exception as e:  # no network, mirror down, disk full: all reported below
-                failure = f"{type(e).__name__}: {str(e).strip()}"
-            found = self._find()
+        download = torchvision_download("CIFAR10", self.root) if self.download else None
+        found, tried = find_or_download(self._find, download)
         if found is not None:
             return found
         looked = "\n  ".join(str(d) for d in self.search_dirs())
-        tried = f"Download failed: {failure}\n" if failure else "Not downloaded: data.download=false.\n"
         raise DatasetNotFoundError(
             f"CIFAR-10 ({self.split} split) not found: no folder holds {', '.join(SPLITS[self.split])}. "
             f"Looked in:\n  {looked}\n{tried}To get it: run with data.download=true where there is network "

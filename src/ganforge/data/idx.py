@@ -16,7 +16,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ganforge.data.base import GANDataModule, InMemoryImages, convert_channels, resize_uint8
+from ganforge.data.base import (
+    GANDataModule,
+    InMemoryImages,
+    convert_channels,
+    find_or_download,
+    resize_uint8,
+    torchvision_download,
+)
 from ganforge.errors import ConfigError, CorruptImageError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
@@ -102,23 +109,9 @@ class _IDXDataModule(GANDataModule):
                 return found
         return None
 
-    def _download(self) -> str:
-        """Try torchvision's downloader; return why it failed ('' on success)."""
-        from torchvision import datasets
-
-        log.info("%s not found; downloading into %s", self.pretty, self.root)
-        try:
-            getattr(datasets, self.folder)(str(self.root), download=True)  # fetches both splits
-        except Exception as e:  # no network, mirror down, disk full: all reported below
-            return f"{type(e).__name__}: {str(e).strip()}"
-        return ""
-
     def _locate(self) -> dict[str, tuple[Path, Path]]:
-        found = self._find()
-        failure = ""
-        if found is None and self.download:
-            failure = self._download()
-            found = self._find()
+        download = torchvision_download(self.folder, self.root) if self.download else None
+        found, tried = find_or_download(self._find, download)
         if found is not None:
             return found
         parts = SPLITS[self.split]
@@ -126,7 +119,6 @@ class _IDXDataModule(GANDataModule):
             f"{p}-{k}-idx{n}-ubyte[.gz]" for p in parts for k, n in (("images", 3), ("labels", 1))
         )
         looked = "\n  ".join(str(d) for d in self.search_dirs())
-        tried = f"Download failed: {failure}\n" if failure else "Not downloaded: data.download=false.\n"
         raise DatasetNotFoundError(
             f"{self.pretty} ({self.split} split) not found: no folder holds {files}. Looked in:\n  {looked}\n"
             f"{tried}To get it: {self.install_hint}run with data.download=true where there is network "
