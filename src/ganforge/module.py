@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import lightning as L
@@ -19,9 +19,11 @@ from lightning.pytorch.core.optimizer import do_nothing_closure
 from torch import nn
 
 from ganforge import __version__
+from ganforge.augment import Augment
 from ganforge.ema import ema_beta, make_ema, update_ema
 from ganforge.errors import ConfigError
 from ganforge.losses import AdversarialLoss
+from ganforge.regularizers import Regularizer
 
 # The EMA generator is in eval mode on purpose: it is never trained, only averaged.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
@@ -31,8 +33,26 @@ SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LR
 
 
 def to_signed_unit(images: torch.Tensor) -> torch.Tensor:
-    """``uint8 [0, 255]`` -> float ``[-1, 1]``."""
-    return images.float().div_(127.5).sub_(1.0)
+    """``uint8 [0, 255]`` -> float ``[-1, 1]``; float data (e.g. 2-D points) passes through."""
+    if images.dtype == torch.uint8:
+        return images.float().div_(127.5).sub_(1.0)
+    return images.float()
+
+
+def pack_samples(
+    x: torch.Tensor, labels: torch.Tensor | None, m: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """PacGAN (Lin et al., 2018): ``m`` consecutive samples become one D input, concatenated on dim 1.
+
+    ``[N, C, ...] -> [N/m, m*C, ...]``; labels keep the first of each pack.
+    """
+    if m == 1:
+        return x, labels
+    n = x.shape[0]
+    if n % m:
+        raise ConfigError(f"batch of {n} cannot be split into packs of model.pack={m}; use a multiple")
+    x = x.reshape(n // m, m * x.shape[1], *x.shape[2:])
+    return x, (labels[::m] if labels is not None else None)
 
 
 class GANModule(L.LightningModule):
@@ -68,10 +88,15 @@ class GANModule(L.LightningModule):
         grad_clip_d: float | None = None,
         num_fixed_samples: int = 64,
         sample_seed: int = 0,
+        regularizers: Mapping[str, Regularizer] | None = None,
+        augment: Augment | None = None,
+        pack: int = 1,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.save_hyperparameters(ignore=["generator", "discriminator", "loss"], logger=False)
+        self.save_hyperparameters(
+            ignore=["generator", "discriminator", "loss", "regularizers", "augment"], logger=False
+        )
         if not 0.0 <= ema_beta < 1.0:
             raise ConfigError(f"model.ema_beta={ema_beta} must be in [0, 1)")
         self.G = generator
@@ -81,8 +106,16 @@ class GANModule(L.LightningModule):
         self.n_critic = n_critic or loss.n_critic
         if self.n_critic < 1:
             raise ConfigError(f"model.n_critic={n_critic} must be >= 1")
+        self.regularizers = nn.ModuleDict(dict(regularizers or {}))
+        self.augment = augment
+        if pack < 1:
+            raise ConfigError(f"model.pack={pack} must be >= 1")
+        self.pack = pack
+        self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
         g = torch.Generator().manual_seed(sample_seed)
         self.register_buffer("fixed_z", torch.randn(num_fixed_samples, generator.z_dim, generator=g))
+        # Conditional models: the fixed grid cycles through the classes (one class per grid column).
+        self.register_buffer("fixed_labels", torch.arange(num_fixed_samples) % max(self.num_classes, 1))
         self.run_config: dict[str, Any] | None = None  # resolved Hydra config, stored in checkpoints
         self._pending_rng: dict[str, Any] | None = None
 
@@ -90,37 +123,68 @@ class GANModule(L.LightningModule):
     def z_dim(self) -> int:
         return self.G.z_dim
 
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def critic(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """What D sees: augmented (DiffAugment/ADA), then packed (PacGAN) samples."""
+        if self.augment is not None:
+            x = self.augment(x)
+        x, labels = pack_samples(x, labels, self.pack)
+        return self.D(x, labels)
+
     # -- checks before training -----------------------------------------------------------------
     @torch.no_grad()
-    def check_data(self, image_shape: tuple[int, int, int]) -> None:
-        """Fail before training when the networks and the data disagree on image shape."""
-        was_training = self.G.training
-        self.G.eval()
-        try:
-            fake = self.G(torch.randn(2, self.z_dim, device=self.fixed_z.device))
-        finally:
-            self.G.train(was_training)
-        if tuple(fake.shape[1:]) != tuple(image_shape):
-            c, h, w = image_shape
+    def check_data(
+        self, data_shape: tuple[int, ...], num_classes: int = 0, batch_size: int | None = None
+    ) -> None:
+        """Fail before training when networks and data disagree (shape, classes, packing)."""
+        if self.conditional and num_classes == 0:
             raise ConfigError(
-                f"the generator makes {tuple(fake.shape[1:])} images but the data gives ({c}, {h}, {w}) "
-                f"(channels, height, width). Make them agree: set data.resolution / data.channels, or "
-                f"the model's resolution/channels (by default they follow the data)"
+                f"the model is class-conditional ({self.num_classes} classes) but the data has no labels: "
+                "use a labelled dataset (e.g. data.labels=true for image folders) or an unconditional model"
             )
-        was_training = self.D.training
+        if self.conditional and num_classes != self.num_classes:
+            raise ConfigError(
+                f"the model has {self.num_classes} classes but the data has {num_classes}: "
+                "set the model's num_classes to the data's (by default it follows data.num_classes)"
+            )
+        if batch_size is not None and batch_size % self.pack:
+            raise ConfigError(f"data.batch_size={batch_size} is not a multiple of model.pack={self.pack}")
+        was_training = self.G.training, self.D.training
+        self.G.eval()
         self.D.eval()
         try:
-            logits = self.D(fake)
+            n = 2 * self.pack
+            labels = self.fixed_labels[:n].clone() if self.conditional else None
+            fake = self.G(torch.randn(n, self.z_dim, device=self.fixed_z.device), labels)
+            if tuple(fake.shape[1:]) != tuple(data_shape):
+                raise ConfigError(
+                    f"the generator makes samples of shape {tuple(fake.shape[1:])} but the data gives "
+                    f"{tuple(data_shape)} (channels, height, width). Make them agree: set data.resolution / "
+                    "data.channels, or the model's resolution/channels (by default they follow the data)"
+                )
+            logits = self.critic(fake, labels)
         finally:
-            self.D.train(was_training)
+            self.G.train(was_training[0])
+            self.D.train(was_training[1])
         if logits.shape != (2,):
-            raise ConfigError(f"the discriminator must return logits of shape [N], got {tuple(logits.shape)}")
+            raise ConfigError(
+                f"the discriminator must return logits of shape [N / pack] = (2,), got {tuple(logits.shape)} "
+                f"(is its input channel count multiplied by model.pack={self.pack}?)"
+            )
 
     # -- sampling -------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, z: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in ``[-1, 1]`` from the EMA generator (the fixed latent batch by default)."""
-        z = self.fixed_z if z is None else z
+        """Samples (images in ``[-1, 1]``) from the EMA generator; the fixed batch by default."""
+        if z is None:
+            z, labels = self.fixed_z, (self.fixed_labels if labels is None else labels)
+        if not self.conditional:
+            labels = None
+        elif labels is None:
+            labels = torch.randint(self.num_classes, (len(z),), device=self.fixed_z.device)
         return self.G_ema(z.to(self.fixed_z.device), labels)
 
     # -- optimisation ---------------------------------------------------------------------------
@@ -149,28 +213,38 @@ class GANModule(L.LightningModule):
         return torch.randn(n, self.z_dim, device=self.device)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        images, labels = batch
-        real = to_signed_unit(images)
+        data, labels = batch
+        real = to_signed_unit(data)
+        labels = labels if self.conditional else None
         n = real.shape[0]
         opt_g, opt_d = self.optimizers()
         schedulers = self._schedulers()
-        update_g = (self.global_step + 1) % self.n_critic == 0
+        step = self.global_step  # batches done before this one
+        update_g = (step + 1) % self.n_critic == 0
         logs: dict[str, torch.Tensor] = {}
 
         # Discriminator update (counted: advances global_step).
         with torch.no_grad():
             fake = self.G(self._random_z(n), labels)
-        real_logits = self.D(real, labels)
-        fake_logits = self.D(fake, labels)
+        real_logits = self.critic(real, labels)
+        fake_logits = self.critic(fake, labels)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
-        penalties = self.loss.d_penalties(lambda x: self.D(x, labels), real, fake)
+        critic = lambda x: self.critic(x, labels)  # noqa: E731
+        penalties = self.loss.d_penalties(critic, real, fake)
+        for name, reg in self.regularizers.items():
+            if reg.target == "d" and reg.due(step):
+                penalties[name] = reg.scale() * reg.d_penalty(critic, real, fake)
         d_total = d_loss + sum(penalties.values())
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_total)
         self._clip(opt_d, self.hparams.grad_clip_d)
         opt_d.step()
+        self.loss.after_d_step(self.D)
         if "d" in schedulers:
             schedulers["d"].step()
+        if self.augment is not None:
+            self.augment.update(real_logits.detach())
+            logs["augment/p"] = self.augment.p.detach().clone()
         logs["loss/d"] = d_loss.detach()
         logs.update({f"loss/d_{k}": v.detach() for k, v in penalties.items()})
         logs["d/real_logit"] = real_logits.detach().mean()
@@ -178,19 +252,28 @@ class GANModule(L.LightningModule):
 
         # Generator update (not counted: global_step stays "batches seen").
         if update_g:
+            g_step = (step + 1) // self.n_critic - 1
             self.D.requires_grad_(False)
-            fake_logits = self.D(self.G(self._random_z(n), labels), labels)
-            g_loss = self.loss.g_loss(fake_logits)
+            z = self._random_z(n)
+            fake_logits = self.critic(self.G(z, labels), labels)
+            real_for_g = self.critic(real, labels) if self.loss.g_needs_real else None
+            g_loss = self.loss.g_loss(fake_logits, real_for_g)
+            g_terms = {
+                name: reg.scale() * reg.g_penalty(self, z, labels)
+                for name, reg in self.regularizers.items()
+                if reg.target == "g" and reg.due(g_step)
+            }
             opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
+            self.manual_backward(g_loss + sum(g_terms.values()))
             self.D.requires_grad_(True)
             self._clip(opt_g, self.hparams.grad_clip_g)
             self.trainer.strategy.optimizer_step(opt_g.optimizer, do_nothing_closure)
             if "g" in schedulers:
                 schedulers["g"].step()
-            beta = ema_beta(self.hparams.ema_beta, self.global_step, self.hparams.ema_rampup)
+            beta = ema_beta(self.hparams.ema_beta, step, self.hparams.ema_rampup)
             update_ema(self.G_ema, self.G, beta)
             logs["loss/g"] = g_loss.detach()
+            logs.update({f"loss/g_{k}": v.detach() for k, v in g_terms.items()})
 
         self._log_step(logs)
 

@@ -43,7 +43,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Everything that can be wrong with the inputs fails here, before the first step.
     datamodule.trainer = trainer
     datamodule.setup("fit")
-    model.check_data(datamodule.image_shape)
+    model.check_data(datamodule.image_shape, datamodule.num_classes, datamodule.batch_size)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path:
         load_checkpoint(ckpt_path)  # clear error for a missing or corrupt file

@@ -6,6 +6,8 @@ from ganforge.losses.adversarial import (
     LeastSquaresLoss,
     MinimaxLoss,
     NonSaturatingLoss,
+    RelativisticPairingLoss,
+    WassersteinClipLoss,
     WassersteinGPLoss,
 )
 from ganforge.losses.penalties import gradient_penalty
@@ -16,6 +18,8 @@ __all__ = [
     "LeastSquaresLoss",
     "MinimaxLoss",
     "NonSaturatingLoss",
+    "RelativisticPairingLoss",
+    "WassersteinClipLoss",
     "WassersteinGPLoss",
     "gradient_penalty",
 ]

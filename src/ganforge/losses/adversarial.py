@@ -20,7 +20,12 @@ Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
 class AdversarialLoss(nn.Module):
-    """Base class. Subclasses implement ``d_loss`` and ``g_loss``."""
+    """Base class. Subclasses implement ``d_loss`` and ``g_loss``.
+
+    ``g_needs_real``: the G loss also takes D's logits on real data (relativistic losses).
+    """
+
+    g_needs_real = False
 
     def __init__(self, n_critic: int = 1) -> None:
         super().__init__()
@@ -31,12 +36,15 @@ class AdversarialLoss(nn.Module):
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+    def g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def d_penalties(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """Extra weighted D loss terms, by log name. None by default."""
         return {}
+
+    def after_d_step(self, discriminator: nn.Module) -> None:
+        """Called after each D optimizer step (weight clipping)."""
 
 
 class MinimaxLoss(AdversarialLoss):
@@ -57,14 +65,14 @@ class MinimaxLoss(AdversarialLoss):
         real_target = torch.full_like(real_logits, 1.0 - self.label_smoothing)
         return F.binary_cross_entropy_with_logits(real_logits, real_target) + F.softplus(fake_logits).mean()
 
-    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+    def g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         return -F.softplus(fake_logits).mean()  # = E log(1 - sigmoid(l))
 
 
 class NonSaturatingLoss(MinimaxLoss):
     """Minimax D loss with the non-saturating G loss ``-log D(G(z))``: strong gradients early on."""
 
-    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+    def g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         return F.softplus(-fake_logits).mean()
 
 
@@ -74,7 +82,7 @@ class HingeLoss(AdversarialLoss):
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
-    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+    def g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         return -fake_logits.mean()
 
 
@@ -84,7 +92,7 @@ class LeastSquaresLoss(AdversarialLoss):
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((real_logits - 1.0).square().mean() + fake_logits.square().mean())
 
-    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+    def g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         return 0.5 * (fake_logits - 1.0).square().mean()
 
 
@@ -107,10 +115,44 @@ class WassersteinGPLoss(AdversarialLoss):
             loss = loss + self.drift * real_logits.square().mean()
         return loss
 
-    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+    def g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         return -fake_logits.mean()
 
     def d_penalties(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.gp_weight:
             return {}
         return {"gp": self.gp_weight * gradient_penalty(critic, real, fake)}
+
+
+class WassersteinClipLoss(WassersteinGPLoss):
+    """Original WGAN (Arjovsky et al., 2017): the critic's weights are clipped to ``[-clip, clip]``.
+
+    The paper pairs it with RMSProp(lr=5e-5) and 5 critic steps per generator step.
+    """
+
+    def __init__(self, clip: float = 0.01, n_critic: int = 5) -> None:
+        super().__init__(gp_weight=0.0, drift=0.0, n_critic=n_critic)
+        if clip <= 0:
+            raise ConfigError(f"loss.clip={clip} must be > 0")
+        self.clip = clip
+
+    @torch.no_grad()
+    def after_d_step(self, discriminator: nn.Module) -> None:
+        for p in discriminator.parameters():
+            p.clamp_(-self.clip, self.clip)
+
+
+class RelativisticPairingLoss(AdversarialLoss):
+    """Relativistic pairing GAN (RpGAN; Jolicoeur-Martineau 2019, used by R3GAN): each real sample is
+    judged against a paired fake one, ``D: softplus(-(D(x) - D(G(z))))``, ``G: softplus(-(D(G(z)) - D(x)))``.
+    """
+
+    g_needs_real = True
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.softplus(fake_logits - real_logits).mean()
+
+    def g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
+        if real_logits is None:
+            raise ValueError("RelativisticPairingLoss.g_loss needs the logits of real data")
+        return F.softplus(real_logits - fake_logits).mean()
