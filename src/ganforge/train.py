@@ -13,7 +13,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganforge.checkpoint import load_checkpoint
 from ganforge.errors import GanforgeError
@@ -34,8 +34,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
-    loss = instantiate(cfg.loss)
-    model = instantiate(cfg.model, loss=loss)
     callbacks = instantiate_dict(cfg.get("callbacks"), "callback")
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -43,6 +41,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Everything that can be wrong with the inputs fails here, before the first step.
     datamodule.trainer = trainer
     datamodule.setup("fit")
+    with open_dict(cfg):
+        cfg.data_info.num_classes = datamodule.num_classes  # ${data_info.num_classes} in model configs
+    loss = instantiate(cfg.loss)
+    model = instantiate(cfg.model, loss=loss)
     model.check_data(datamodule.image_shape, datamodule.num_classes, datamodule.batch_size)
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path:
