@@ -122,3 +122,34 @@ def test_wgan_gp_penalty_is_weighted() -> None:
 def test_bad_loss_options_are_rejected(make) -> None:
     with pytest.raises(ConfigError):
         make()
+
+
+def test_relativistic_pairing() -> None:
+    from ganforge.losses import RelativisticPairingLoss
+
+    loss = RelativisticPairingLoss()
+    # pairs (0, -1) and (2, 1): D softplus(-(r - f)), G softplus(-(f - r))
+    d_expected = mean(
+        [math.log1p(math.exp(-(r - f))) for r, f in zip(REAL.tolist(), FAKE.tolist(), strict=True)]
+    )
+    g_expected = mean(
+        [math.log1p(math.exp(-(f - r))) for r, f in zip(REAL.tolist(), FAKE.tolist(), strict=True)]
+    )
+    assert close(loss.d_loss(REAL, FAKE), d_expected)
+    assert close(loss.g_loss(FAKE, REAL), g_expected)
+    assert loss.g_needs_real
+    with pytest.raises(ValueError, match="needs the logits of real data"):
+        loss.g_loss(FAKE)
+
+
+def test_wgan_weight_clipping() -> None:
+    from ganforge.losses import WassersteinClipLoss
+
+    loss = WassersteinClipLoss(clip=0.01)
+    assert close(loss.d_loss(REAL, FAKE), -1.0)
+    critic = torch.nn.Linear(4, 1)
+    torch.nn.init.uniform_(critic.weight, -1, 1)
+    loss.after_d_step(critic)
+    assert critic.weight.abs().max() <= 0.01 and critic.bias.abs().max() <= 0.01
+    with pytest.raises(ConfigError):
+        WassersteinClipLoss(clip=0)
