@@ -177,15 +177,20 @@ class GANModule(L.LightningModule):
 
     # -- sampling -------------------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, z: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Samples (images in ``[-1, 1]``) from the EMA generator; the fixed batch by default."""
+    def sample(
+        self, z: torch.Tensor | None = None, labels: torch.Tensor | None = None, **g_kwargs: Any
+    ) -> torch.Tensor:
+        """Samples (images in ``[-1, 1]``) from the EMA generator; the fixed batch by default.
+
+        ``g_kwargs`` go to the generator, e.g. ``truncation_psi=0.7`` for StyleGAN.
+        """
         if z is None:
             z, labels = self.fixed_z, (self.fixed_labels if labels is None else labels)
         if not self.conditional:
             labels = None
         elif labels is None:
             labels = torch.randint(self.num_classes, (len(z),), device=self.fixed_z.device)
-        return self.G_ema(z.to(self.fixed_z.device), labels)
+        return self.G_ema(z.to(self.fixed_z.device), labels, **g_kwargs)
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
