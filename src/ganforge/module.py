@@ -190,6 +190,8 @@ class GANModule(L.LightningModule):
             labels = None
         elif labels is None:
             labels = torch.randint(self.num_classes, (len(z),), device=self.fixed_z.device)
+        else:
+            labels = labels.to(self.fixed_z.device)
         return self.G_ema(z.to(self.fixed_z.device), labels, **g_kwargs)
 
     # -- optimisation ---------------------------------------------------------------------------

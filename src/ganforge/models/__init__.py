@@ -5,15 +5,25 @@ Every generator maps ``z [N, z_dim]`` (and optional ``labels [N]``) to images ``
 optional labels) to logits ``[N]``.
 """
 
+from ganforge.models.biggan import BigGANDiscriminator, BigGANGenerator
+from ganforge.models.cgan import CGANDiscriminator, CGANGenerator, sample_per_class
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
+from ganforge.models.sngan import SNGANDiscriminator, SNGANGenerator
 from ganforge.models.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
 __all__ = [
+    "BigGANDiscriminator",
+    "BigGANGenerator",
+    "CGANDiscriminator",
+    "CGANGenerator",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "SNGANDiscriminator",
+    "SNGANGenerator",
     "StyleGANDiscriminator",
     "StyleGANGenerator",
+    "sample_per_class",
 ]
