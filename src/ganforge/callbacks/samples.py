@@ -1,4 +1,7 @@
-"""Sample grids from the EMA generator on a latent batch fixed for the whole run."""
+"""Sample grids from the EMA generator on a latent batch fixed for the whole run.
+
+Images become a grid; 2-D points (``[N, 2]``, e.g. the Gaussian-mixture benchmark) a scatter plot.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,42 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image, ImageDraw
 from torchvision.utils import make_grid, save_image
+
+
+def scatter_image(
+    points: torch.Tensor, extent: float | None = None, size: int = 512, radius: int = 2
+) -> Image.Image:
+    """Scatter plot of points ``[N, 2]`` on ``[-extent, extent]^2`` (``None``: fit them), drawn with PIL.
+
+    Axes through the origin are grey; the extent is written in the corner; points outside are skipped.
+    """
+    pts = points.detach().float().cpu()
+    pts = pts[torch.isfinite(pts).all(1)]
+    if extent is None:
+        extent = float(pts.abs().max()) * 1.1 if len(pts) else 1.0
+        extent = max(extent, 1e-3)
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+    mid = (size - 1) / 2
+    draw.line([(0, mid), (size - 1, mid)], fill=(200, 200, 200))
+    draw.line([(mid, 0), (mid, size - 1)], fill=(200, 200, 200))
+    # y grows upwards in the plot, downwards in the image
+    xy = (pts * torch.tensor([1.0, -1.0]) / extent + 1) * mid
+    for x, y in xy.tolist():
+        if 0 <= x <= size - 1 and 0 <= y <= size - 1:
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=(20, 20, 120))
+    draw.text((4, 4), f"[-{extent:.3g}, {extent:.3g}]^2, {len(pts)} points", fill=(0, 0, 0))
+    return img
+
+
+def is_points(samples: torch.Tensor) -> bool:
+    return samples.ndim == 2 and samples.shape[1] == 2
 
 
 class SampleGrid(L.Callback):
@@ -21,12 +57,16 @@ class SampleGrid(L.Callback):
         every_n_steps: interval in training steps (batches).
         dirpath: output folder (default ``<trainer.default_root_dir>/samples``).
         nrow: images per grid row.
+        extent: for 2-D point samples, the plot shows ``[-extent, extent]^2`` (``None``: fit the points).
     """
 
-    def __init__(self, every_n_steps: int = 500, dirpath: str | None = None, nrow: int = 8) -> None:
+    def __init__(
+        self, every_n_steps: int = 500, dirpath: str | None = None, nrow: int = 8, extent: float | None = None
+    ) -> None:
         self.every_n_steps = every_n_steps
         self.dirpath = dirpath
         self.nrow = nrow
+        self.extent = extent
         self.last_path: Path | None = None
         self._last_step = -1
 
@@ -45,12 +85,17 @@ class SampleGrid(L.Callback):
         if step == self._last_step:
             return
         self._last_step = step
-        images = pl_module.sample().float().clamp(-1, 1).add(1).div(2).cpu()
-        grid = make_grid(images, nrow=self.nrow, padding=2, pad_value=1.0)
+        samples = pl_module.sample().float().cpu()
         folder = Path(self.dirpath or Path(trainer.default_root_dir) / "samples")
         folder.mkdir(parents=True, exist_ok=True)
         self.last_path = folder / f"step_{step:07d}.png"
-        save_image(grid, self.last_path)
+        if is_points(samples):
+            plot = scatter_image(samples, self.extent)
+            plot.save(self.last_path)
+            grid = torch.from_numpy(np.array(plot)).permute(2, 0, 1).float().div(255)
+        else:
+            grid = make_grid(samples.clamp(-1, 1).add(1).div(2), nrow=self.nrow, padding=2, pad_value=1.0)
+            save_image(grid, self.last_path)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="samples", images=[grid], step=step)

@@ -1,8 +1,12 @@
-"""Datamodules yielding ``(uint8 image [C, H, W], int64 label or -1)``; see ``base.GANDataModule``."""
+"""Datamodules yielding ``(uint8 image [C, H, W], int64 label or -1)``; see ``base.GANDataModule``.
+
+``GaussianMixture2DDataModule`` yields float 2-D points instead (mode-collapse benchmark).
+"""
 
 from ganforge.data.base import GANDataModule, InMemoryImages
 from ganforge.data.celeba import CelebADataModule
 from ganforge.data.cifar10 import CIFAR10DataModule
+from ganforge.data.gaussians import GaussianMixture2DDataModule
 from ganforge.data.idx import FashionMNISTDataModule, MNISTDataModule
 from ganforge.data.image_folder import ImageFolderDataModule
 
@@ -11,6 +15,7 @@ __all__ = [
     "CelebADataModule",
     "FashionMNISTDataModule",
     "GANDataModule",
+    "GaussianMixture2DDataModule",
     "ImageFolderDataModule",
     "InMemoryImages",
     "MNISTDataModule",

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import ConfigError
+from ganforge.models.layers import MinibatchStd
 
 
 def _plan(resolution: int) -> tuple[int, int]:
@@ -74,7 +75,11 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """``x [N, C, R, R] -> ... strided convs ... -> [N, Ck, s, s] -> logits [N]`` (no sigmoid)."""
+    """``x [N, C, R, R] -> ... strided convs ... -> [N, Ck, s, s] -> logits [N]`` (no sigmoid).
+
+    ``minibatch_std`` > 0 appends ProGAN's minibatch standard-deviation channel (groups of that size)
+    before the last convolution, so a batch of near-identical fakes is easy to tell from real data.
+    """
 
     def __init__(
         self,
@@ -83,8 +88,11 @@ class DCGANDiscriminator(nn.Module):
         base_channels: int = 64,
         max_channels: int = 512,
         batch_norm: bool = True,
+        minibatch_std: int = 0,
     ) -> None:
         super().__init__()
+        if minibatch_std < 0:
+            raise ConfigError(f"minibatch_std={minibatch_std} must be >= 0 (0 = off, else the group size)")
         self.resolution, self.channels = resolution, channels
         start, k = _plan(resolution)
         widths = [min(max_channels, base_channels * 2**i) for i in range(k)]
@@ -94,7 +102,9 @@ class DCGANDiscriminator(nn.Module):
             if batch_norm:
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
-        layers.append(nn.Conv2d(widths[-1], 1, start, 1, 0))
+        if minibatch_std:
+            layers.append(MinibatchStd(minibatch_std))
+        layers.append(nn.Conv2d(widths[-1] + (1 if minibatch_std else 0), 1, start, 1, 0))
         self.net = nn.Sequential(*layers)
         self.apply(_init_weights)
 

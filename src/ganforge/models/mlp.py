@@ -8,6 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ganforge.errors import ConfigError
+from ganforge.models.layers import MinibatchDiscrimination
+
 
 class MLPGenerator(nn.Module):
     """``z [N, z_dim] -> x [N, C, R, R]`` through ReLU MLP layers with batch norm and a tanh output."""
@@ -34,7 +37,11 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """``x [N, C, R, R] -> logits [N]`` through LeakyReLU MLP layers."""
+    """``x [N, C, R, R] -> logits [N]`` through LeakyReLU MLP layers.
+
+    ``minibatch_discrimination`` > 0 adds that many minibatch-discrimination kernels (Salimans et al.,
+    2016; dimension ``minibatch_kernel_dim``) before the output layer, against mode collapse.
+    """
 
     def __init__(
         self,
@@ -42,8 +49,14 @@ class MLPDiscriminator(nn.Module):
         channels: int = 1,
         hidden: Sequence[int] = (1024, 512, 256),
         dropout: float = 0.0,
+        minibatch_discrimination: int = 0,
+        minibatch_kernel_dim: int = 5,
     ) -> None:
         super().__init__()
+        if minibatch_discrimination < 0:
+            raise ConfigError(
+                f"minibatch_discrimination={minibatch_discrimination} must be >= 0 (0 = off, else kernels)"
+            )
         self.resolution, self.channels = resolution, channels
         layers: list[nn.Module] = [nn.Flatten()]
         width = channels * resolution * resolution
@@ -52,6 +65,9 @@ class MLPDiscriminator(nn.Module):
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width = h
+        if minibatch_discrimination:
+            layers.append(MinibatchDiscrimination(width, minibatch_discrimination, minibatch_kernel_dim))
+            width += minibatch_discrimination
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
 

@@ -1,0 +1,1 @@
+"""Built-in benchmarks that train through ``ganforge.train.train`` and score the result."""

@@ -1,0 +1,279 @@
+"""Mode-collapse benchmark on 2-D Gaussian mixtures (PacGAN protocol, Lin et al. 2018, Table 1).
+
+Each setting is trained through ganforge's own ``train()`` on the composed Hydra config
+(``experiment=<data>_pacgan`` plus the setting's overrides), then 2,500 points from the trained
+generator are scored against the known modes:
+
+* a sample is **high quality** when it lies within ``3 std`` of its nearest mode centre;
+* a mode is **captured** when at least one high-quality sample has it as nearest mode (PacGAN's and
+  VEEGAN's rule, no minimum count);
+* **reverse KL** is ``KL(p || uniform)`` where ``p`` is the distribution of the high-quality samples
+  over the modes (``inf`` when there are none).
+
+Every setting runs for several seeds; the table gives mean ± standard error and a JSON keeps each run.
+
+    python -m ganforge.benchmarks.mode_collapse --data grid25 ring8 --pack 1 2 3 4 --best --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from ganforge.errors import ConfigError, GanforgeError
+
+NUM_SAMPLES = 2500  # generated points scored per run, as in the protocol
+THRESHOLD = 3.0  # high quality: within this many standard deviations of the nearest mode
+DATASETS = ("grid25", "ring8")
+# The strongest built-in stabiliser found for this benchmark at CPU-minute budgets: R1 on the plain GAN
+# (packing slows down how precisely G reaches the modes; minibatch discrimination did not help).
+BEST = (
+    "gan+r1",
+    ["model.pack=1", "reg=r1", "model.regularizers.r1.weight=0.5", "model.regularizers.r1.interval=1"],
+)
+
+
+@dataclass
+class ModeStats:
+    """Scores of one set of generated points against the mixture's modes."""
+
+    modes: int  # modes captured
+    high_quality: float  # percentage of samples within THRESHOLD std of their nearest mode
+    reverse_kl: float  # KL(high-quality samples' mode distribution || uniform)
+    counts: list[int]  # high-quality samples per mode
+
+
+def mode_stats(
+    samples: torch.Tensor, means: torch.Tensor, std: float, threshold: float = THRESHOLD
+) -> ModeStats:
+    """Score points ``[N, 2]`` against isotropic modes ``means [K, 2]`` of standard deviation ``std``."""
+    if samples.ndim != 2 or samples.shape[1] != means.shape[1] or len(samples) == 0:
+        raise ConfigError(f"expected samples [N > 0, {means.shape[1]}], got {tuple(samples.shape)}")
+    samples, means = samples.double().cpu(), means.double().cpu()
+    dist, nearest = torch.cdist(samples, means).min(dim=1)
+    good = dist < threshold * std  # NaN / inf points are never good
+    counts = torch.bincount(nearest[good], minlength=len(means))
+    n_good = int(counts.sum())
+    if n_good == 0:
+        kl = math.inf
+    else:
+        p = counts[counts > 0].double() / n_good
+        kl = float((p * (p * len(means)).log()).sum())
+    return ModeStats(
+        modes=int((counts > 0).sum()),
+        high_quality=100.0 * n_good / len(samples),
+        reverse_kl=max(kl, 0.0),
+        counts=counts.tolist(),
+    )
+
+
+def mean_sem(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (0 for one value; NaN when a value is infinite)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n == 1:
+        return mean, 0.0
+    if not math.isfinite(mean):
+        return mean, math.nan
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+# -- settings ---------------------------------------------------------------------------------------
+def pack_setting(pack: int) -> tuple[str, list[str]]:
+    return ("gan" if pack == 1 else f"pacgan{pack}"), [f"model.pack={pack}"]
+
+
+def parse_setting(text: str) -> tuple[str, list[str]]:
+    """``name=override,override`` -> ``(name, [overrides])``."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"--setting {text!r}: write NAME=override[,override...], e.g. r1=reg=r1")
+    return name, [o for o in rest.split(",") if o]
+
+
+# -- one run ----------------------------------------------------------------------------------------
+def compose_config(data: str, overrides: Sequence[str], output_dir: Path) -> DictConfig:
+    """The real train config for ``experiment=<data>_pacgan`` plus ``overrides``, run in ``output_dir``."""
+    from ganforge.train import CONFIG_DIR
+
+    base = [
+        f"experiment={data}_pacgan",
+        "trainer=cpu",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "~callbacks.model_summary",
+        f"paths.output_dir={output_dir}",
+    ]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[*base, *overrides], return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    HydraConfig().set_config(cfg)  # for ${hydra:...} interpolations
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+@torch.no_grad()
+def generate(model: Any, n: int = NUM_SAMPLES, seed: int = 0) -> torch.Tensor:
+    """``n`` points from the module's EMA generator (eval mode) on seeded latents."""
+    z = torch.randn(n, model.z_dim, generator=torch.Generator().manual_seed(seed))
+    return model.sample(z).float().cpu()
+
+
+def run_once(data: str, overrides: Sequence[str], seed: int, output_dir: Path) -> dict[str, Any]:
+    """Train one setting for one seed, then score ``NUM_SAMPLES`` generated points."""
+    from ganforge.callbacks.samples import scatter_image
+    from ganforge.train import train
+
+    cfg = compose_config(data, [*overrides, f"seed={seed}"], output_dir)
+    start = time.perf_counter()
+    result = train(cfg)
+    seconds = time.perf_counter() - start
+    model, datamodule = result["model"], result["datamodule"]
+    points = generate(model, seed=seed)
+    stats = mode_stats(points, datamodule.means, datamodule.std)
+    scatter_image(points, cfg.callbacks.get("sample_grid", {}).get("extent")).save(
+        output_dir / "eval_points.png"
+    )
+    return {"seed": seed, "steps": int(result["trainer"].global_step), "seconds": seconds, **asdict(stats)}
+
+
+def run_benchmark(
+    datasets: Sequence[str],
+    settings: dict[str, list[str]],
+    seeds: Sequence[int],
+    output_dir: Path,
+    overrides: Sequence[str] = (),
+    log: Any = print,
+) -> dict[str, Any]:
+    """Every (dataset, setting, seed); returns ``{data: {setting: {"overrides", "runs", "summary"}}}``."""
+    results: dict[str, Any] = {}
+    for data in datasets:
+        if data not in DATASETS:
+            raise ConfigError(f"--data {data!r} is not one of {', '.join(DATASETS)}")
+        for name, setting_overrides in settings.items():
+            runs = []
+            for seed in seeds:
+                run_dir = output_dir / data / name / f"seed{seed}"
+                run = run_once(data, [*overrides, *setting_overrides], seed, run_dir)
+                log(
+                    f"{data:7s} {name:14s} seed {seed}: {run['modes']} modes, {run['high_quality']:.1f}% "
+                    f"high quality, reverse KL {run['reverse_kl']:.3f} ({run['seconds']:.0f} s)"
+                )
+                runs.append(run)
+            summary = {
+                key: dict(zip(("mean", "sem"), mean_sem([r[key] for r in runs]), strict=True))
+                for key in ("modes", "high_quality", "reverse_kl", "seconds")
+            }
+            results.setdefault(data, {})[name] = {
+                "overrides": [*overrides, *setting_overrides],
+                "runs": runs,
+                "summary": summary,
+            }
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """Markdown table: one row per (dataset, setting), mean ± standard error over seeds."""
+
+    def cell(s: dict[str, float], fmt: str) -> str:
+        return f"{s['mean']:{fmt}} ± {s['sem']:{fmt}}"
+
+    lines = [
+        "| data | setting | seeds | modes | high quality (%) | reverse KL | s / run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for data, settings in results.items():
+        for name, res in settings.items():
+            s = res["summary"]
+            lines.append(
+                f"| {data} | {name} | {len(res['runs'])} | {cell(s['modes'], '.1f')} | "
+                f"{cell(s['high_quality'], '.1f')} | {cell(s['reverse_kl'], '.3f')} | "
+                f"{s['seconds']['mean']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def _json_safe(obj: Any) -> Any:
+    """inf/NaN (reverse KL without high-quality samples) -> null, so the file is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ganforge.benchmarks.mode_collapse",
+        description="Count the modes a GAN captures on 2-D Gaussian mixtures (PacGAN protocol).",
+    )
+    parser.add_argument("--data", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--pack", nargs="*", type=int, default=[1, 2, 3, 4], help="PacGAN degrees (1 = GAN)")
+    parser.add_argument("--best", action="store_true", help=f"add the best built-in stabiliser ({BEST[0]})")
+    parser.add_argument(
+        "--setting", action="append", default=[], metavar="NAME=OVR,...", help="extra setting (repeatable)"
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per setting")
+    parser.add_argument("--steps", type=int, default=None, help="D steps per run (default: the experiment's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (tiny nets: 1 is fastest)")
+    parser.add_argument("--out", type=Path, default=None, help="default outputs/mode_collapse/<date_time>")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. loss=hinge")
+    args = parser.parse_args(argv)
+
+    settings = dict(pack_setting(p) for p in args.pack)
+    if args.best:
+        settings[BEST[0]] = BEST[1]
+    try:
+        settings.update(parse_setting(s) for s in args.setting)
+        if not settings or args.seeds < 1 or min(args.pack, default=1) < 1:
+            raise ConfigError(
+                "nothing to run: give --pack values >= 1, --best or --setting, and --seeds >= 1"
+            )
+        overrides = [*args.overrides, *([f"trainer.max_steps={args.steps}"] if args.steps else [])]
+        out = args.out or Path("outputs/mode_collapse") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        out.mkdir(parents=True, exist_ok=True)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(args.threads)
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        try:
+            results = run_benchmark(args.data, settings, range(args.seeds), out.resolve(), overrides)
+        finally:
+            torch.set_num_threads(threads)
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    table = format_table(results)
+    command = "python -m ganforge.benchmarks.mode_collapse " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    report = {"command": command, "num_samples": NUM_SAMPLES, "threshold_std": THRESHOLD, "results": results}
+    (out / "results.json").write_text(json.dumps(_json_safe(report), indent=2))
+    (out / "results.md").write_text(table + "\n")
+    print(table)
+    print(f"\nresults: {out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
