@@ -48,7 +48,8 @@ def test_missing_mnist_without_download_says_how_to_get_it(compose_cfg, tmp_path
 @pytest.mark.usefixtures("fashion_mnist_available")
 def test_model_resolution_incompatible_with_data(compose_cfg, tmp_path) -> None:
     cfg = compose_cfg("model.generator.resolution=32", "model.discriminator.resolution=32")
-    with pytest.raises(ConfigError, match=r"generator makes samples of shape \(1, 32, 32\).*data gives \(1, 28, 28\)"):
+    expected = r"generator makes samples of shape \(1, 32, 32\).*data gives \(1, 28, 28\)"
+    with pytest.raises(ConfigError, match=expected):
         train(cfg)
     assert no_training_happened(tmp_path / "run")
 

@@ -7,13 +7,11 @@ G update and an EMA update. ``trainer.global_step`` therefore counts batches (D 
 
 from __future__ import annotations
 
-import random
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.core.optimizer import do_nothing_closure
 from torch import nn
@@ -24,6 +22,7 @@ from ganforge.ema import ema_beta, make_ema, update_ema
 from ganforge.errors import ConfigError
 from ganforge.losses import AdversarialLoss
 from ganforge.regularizers import Regularizer
+from ganforge.rng import get_rng_state, set_rng_state
 
 # The EMA generator is in eval mode on purpose: it is never trained, only averaged.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
@@ -308,16 +307,7 @@ class GANModule(L.LightningModule):
 
     # -- exact resume ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ganforge"] = {
-            "version": __version__,
-            "config": self.run_config,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
-        }
+        checkpoint["ganforge"] = {"version": __version__, "config": self.run_config, "rng": get_rng_state()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restored at the first batch, after Lightning has finished its own set-up draws.
@@ -327,11 +317,7 @@ class GANModule(L.LightningModule):
         if self._pending_rng is None:
             return
         state, self._pending_rng = self._pending_rng, None
-        torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-        np.random.set_state(state["numpy"])
-        random.setstate(state["python"])
+        set_rng_state(state)
         if self.trainer.world_size > 1:
             # One state was saved (rank 0's); give every rank its own stream again, deterministically.
             torch.manual_seed(int(torch.randint(2**62, ())) + self.trainer.global_rank)

@@ -56,19 +56,29 @@ class SampleGrid(L.Callback):
     Args:
         every_n_steps: interval in training steps (batches).
         dirpath: output folder (default ``<trainer.default_root_dir>/samples``).
-        nrow: images per grid row.
+        nrow: images per grid row (``None``: one column per class for conditional models, else 8).
+        g_kwargs: passed to the generator, e.g. ``{truncation_psi: 0.7}`` for StyleGAN.
         extent: for 2-D point samples, the plot shows ``[-extent, extent]^2`` (``None``: fit the points).
     """
 
     def __init__(
-        self, every_n_steps: int = 500, dirpath: str | None = None, nrow: int = 8, extent: float | None = None
+        self,
+        every_n_steps: int = 500,
+        dirpath: str | None = None,
+        nrow: int | None = None,
+        extent: float | None = None,
+        g_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.every_n_steps = every_n_steps
         self.dirpath = dirpath
         self.nrow = nrow
+        self.g_kwargs = dict(g_kwargs or {})
         self.extent = extent
         self.last_path: Path | None = None
         self._last_step = -1
+
+    def _nrow(self, pl_module: Any) -> int:
+        return self.nrow or (pl_module.num_classes if pl_module.conditional else 8)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int
@@ -85,7 +95,7 @@ class SampleGrid(L.Callback):
         if step == self._last_step:
             return
         self._last_step = step
-        samples = pl_module.sample().float().cpu()
+        samples = pl_module.sample(**self.g_kwargs).float().cpu()
         folder = Path(self.dirpath or Path(trainer.default_root_dir) / "samples")
         folder.mkdir(parents=True, exist_ok=True)
         self.last_path = folder / f"step_{step:07d}.png"
@@ -94,7 +104,9 @@ class SampleGrid(L.Callback):
             plot.save(self.last_path)
             grid = torch.from_numpy(np.array(plot)).permute(2, 0, 1).float().div(255)
         else:
-            grid = make_grid(samples.clamp(-1, 1).add(1).div(2), nrow=self.nrow, padding=2, pad_value=1.0)
+            grid = make_grid(
+                samples.clamp(-1, 1).add(1).div(2), nrow=self._nrow(pl_module), padding=2, pad_value=1.0
+            )
             save_image(grid, self.last_path)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

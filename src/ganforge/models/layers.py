@@ -13,33 +13,37 @@ from ganforge.errors import ConfigError
 
 
 class MinibatchStd(nn.Module):
-    """Minibatch standard deviation (ProGAN, Karras et al. 2018): ``[N, C, H, W] -> [N, C + 1, H, W]``.
+    """Minibatch standard deviation (ProGAN, Karras et al. 2018): ``[N, C, H, W] -> [N, C + F, H, W]``.
 
-    Samples are split into groups of ``group_size`` (sample ``i`` belongs to group ``i % (N / G)``); the
-    extra channel is the per-group standard deviation of every feature, averaged over C, H, W.
+    Sample ``i`` is grouped with the samples ``j = i mod N/G``; the channels are split into
+    ``num_channels`` (F) parts, each giving one std map averaged over its channels and pixels. A batch
+    of near-identical fakes then stands out against varied real data.
     """
 
-    def __init__(self, group_size: int = 4, eps: float = 1e-8) -> None:
+    def __init__(self, group_size: int = 4, num_channels: int = 1, eps: float = 1e-8) -> None:
         super().__init__()
-        if group_size < 1:
-            raise ConfigError(f"minibatch_std group size {group_size} must be >= 1 (0 turns it off)")
-        self.group_size, self.eps = group_size, eps
+        if group_size < 1 or num_channels < 1:
+            raise ConfigError(
+                f"minibatch-std group_size={group_size} and num_channels={num_channels} must be >= 1 "
+                "(0 turns the layer off where a model offers it)"
+            )
+        self.group_size, self.num_channels, self.eps = group_size, num_channels, eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        g = min(self.group_size, n)
+        g, f = min(self.group_size, n), self.num_channels
         if n % g:
             raise ConfigError(
-                f"a batch of {n} cannot be split into minibatch_std groups of {g}: "
-                "use a batch size (divided by model.pack) that is a multiple of the group size"
+                f"a batch of {n} cannot be split into minibatch-std groups of {g}: use a batch size "
+                "(divided by model.pack) that is a multiple of the group size"
             )
-        y = x.reshape(g, n // g, c, h, w)
-        std = (y.var(dim=0, unbiased=False) + self.eps).sqrt()  # [N/G, C, H, W]
-        feature = std.mean(dim=(1, 2, 3)).view(1, n // g, 1, 1, 1).expand(g, -1, 1, h, w)
-        return torch.cat([x, feature.reshape(n, 1, h, w)], dim=1)
+        y = x.reshape(g, n // g, f, c // f, h, w)
+        y = (y.var(dim=0, unbiased=False) + self.eps).sqrt()  # [N/G, F, C/F, H, W]
+        y = y.mean(dim=(2, 3, 4)).reshape(1, n // g, f, 1, 1)  # [1, N/G, F, 1, 1]
+        return torch.cat([x, y.expand(g, -1, -1, h, w).reshape(n, f, h, w)], dim=1)
 
     def extra_repr(self) -> str:
-        return f"group_size={self.group_size}"
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"
 
 
 class MinibatchDiscrimination(nn.Module):

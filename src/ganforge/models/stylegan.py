@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
+from ganforge.models.layers import MinibatchStd
 from ganforge.regularizers import Regularizer
 
 RESOLUTIONS = (32, 64, 128, 256)
@@ -361,39 +362,6 @@ class StyleGANGenerator(nn.Module):
 
 
 # -- discriminator ------------------------------------------------------------------------------
-class MinibatchStd(nn.Module):
-    """``[N, C, H, W] -> [N, C + num_channels, H, W]``: the std of features over groups of samples.
-
-    Sample ``i`` is grouped with the samples ``j = i mod N/G``; the channels are split into
-    ``num_channels`` parts, each giving one averaged std map. A batch of near-identical fakes then
-    stands out against varied real data.
-    """
-
-    def __init__(self, group_size: int = 4, num_channels: int = 1) -> None:
-        super().__init__()
-        if group_size < 1 or num_channels < 1:
-            raise ConfigError(
-                f"minibatch-std group_size={group_size} and num_channels={num_channels} must be >= 1"
-            )
-        self.group_size, self.num_channels = group_size, num_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        g, f = min(self.group_size, n), self.num_channels
-        if n % g:
-            raise ConfigError(
-                f"a batch of {n} cannot be split into minibatch-std groups of {g}: use a batch size "
-                "(divided by model.pack) that is a multiple of model.discriminator.mbstd_group_size"
-            )
-        y = x.reshape(g, n // g, f, c // f, h, w)
-        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # [N/G, F, C/F, H, W]
-        y = y.mean(dim=(2, 3, 4)).reshape(1, n // g, f, 1, 1)  # [1, N/G, F, 1, 1]
-        return torch.cat([x, y.expand(g, -1, -1, h, w).reshape(n, f, h, w)], dim=1)
-
-    def extra_repr(self) -> str:
-        return f"group_size={self.group_size}, num_channels={self.num_channels}"
-
-
 class DiscriminatorBlock(nn.Module):
     """Residual block halving the resolution: two 3x3 convs + a 1x1 skip, each branch scaled by 1/sqrt 2."""
 

@@ -1,0 +1,197 @@
+"""Do ganforge's FID/KID agree with torch-fidelity's, and how fast are they?
+
+Both score the same uint8 images (a fixed-seed, randomly initialised DCGAN against real CIFAR-10)
+with the same Inception network and weights: ganforge's extractor and metric code on one side,
+``torch_fidelity.calculate_metrics`` (given the same weights file) on the other. Exits 1 when FID or
+KID differ by more than ``--tolerance`` (relative). Also times FID-N of a 64x64 generator once the
+real features are cached (the training-callback path)::
+
+    python benchmarks/metrics_agreement.py --samples 2000 --device cpu
+    python benchmarks/metrics_agreement.py --samples 10000 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from ganforge.data import ImageFolderDataModule
+from ganforge.metrics.compute import fid_from_features, kid_from_features
+from ganforge.metrics.extractors import (
+    FeatureExtractor,
+    build_extractor,
+    exact_fp32,
+    export_torch_fidelity_weights,
+    fid_helper_path,
+    is_torchscript,
+    torch_fidelity_hub_path,
+)
+from ganforge.metrics.reference import reference_features
+from ganforge.models.dcgan import DCGANGenerator
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_REAL = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
+
+
+class Images(Dataset):
+    """A uint8 tensor as the image-only dataset torch-fidelity expects."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def generate(resolution: int, n: int, batch_size: int, device: torch.device, seed: int = 0) -> torch.Tensor:
+    """``n`` uint8 images from a fixed-seed random DCGAN (as a saved PNG would hold them)."""
+    torch.manual_seed(seed)
+    g = DCGANGenerator(z_dim=100, resolution=resolution, channels=3).to(device).eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = []
+    for start in range(0, n, batch_size):
+        z = torch.randn(min(batch_size, n - start), 100, device=device, generator=gen)
+        out.append(g(z).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def extract(extractor: FeatureExtractor, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([extractor(b)["features"] for b in images.split(batch_size)])
+
+
+def real_images(path: Path, resolution: int, n: int) -> tuple[ImageFolderDataModule, torch.Tensor]:
+    dm = ImageFolderDataModule(path=str(path), subdir="train", resolution=resolution, max_samples=n)
+    dm.setup()
+    images = torch.stack([dm.dataset[i][0] for i in range(len(dm.dataset))])
+    return dm, images
+
+
+def torch_fidelity_weights(weights: str | None, cache: Path) -> str:
+    """A weights file torch-fidelity can load holding the same network ganforge resolved."""
+    if weights and not is_torchscript(Path(weights)):
+        return weights
+    if not weights and torch_fidelity_hub_path().is_file():
+        return str(torch_fidelity_hub_path())
+    source = weights or fid_helper_path()
+    return str(export_torch_fidelity_weights(cache / "inception-fid-helper-as-torch-fidelity.pth", source))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--samples", type=int, default=2000, help="real and generated images each")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--real", type=Path, default=DEFAULT_REAL, help="image folder/zip with train/<class>/...")
+    p.add_argument("--weights", default=None, help="Inception weights (default: ganforge's search order)")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--kid-subset-size", type=int, default=1000)
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max relative difference (default 0.1%%)")
+    p.add_argument("--cache-dir", type=Path, default=None, help="default: a temporary folder")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    device = torch.device(args.device)
+    n, bs = args.samples, args.batch_size
+    subset = min(args.kid_subset_size, n)
+    tmp = tempfile.TemporaryDirectory(prefix="ganforge-bench-")
+    cache = args.cache_dir or Path(tmp.name)
+    res: dict[str, float | str | int] = {"samples": n, "device": str(device), "kid_subset_size": subset}
+
+    extractor = build_extractor("inception", weights=args.weights, device=device)
+    res["extractor"], res["weights"] = extractor.name, extractor.weights_source
+    _, real = real_images(args.real, 32, n)
+    fake = generate(32, n, bs, device).cpu()
+    print(f"{n} real images from {args.real}, {n} from a random 32x32 DCGAN; extractor {extractor.name}")
+
+    # ganforge
+    t0 = time.perf_counter()
+    real_f, fake_f = extract(extractor, real, bs), extract(extractor, fake, bs)
+    sync(device)
+    t1 = time.perf_counter()
+    fid = fid_from_features(real_f, fake_f)
+    sync(device)
+    t2 = time.perf_counter()
+    kid, kid_std = kid_from_features(real_f, fake_f, subsets=args.kid_subsets, subset_size=subset, seed=2020)
+    t3 = time.perf_counter()
+    res |= {"ganforge_fid": fid, "ganforge_kid": kid, "ganforge_kid_std": kid_std}
+    res |= {"ganforge_extract_s": t1 - t0, "ganforge_fid_s": t2 - t1, "ganforge_kid_s": t3 - t2}
+
+    # torch-fidelity, same images and weights
+    import torch_fidelity
+
+    tf_weights = torch_fidelity_weights(args.weights, cache)
+    t0 = time.perf_counter()
+    with exact_fp32(device):  # same precision as ganforge's extractor (no TF32 on CUDA)
+        tf = torch_fidelity.calculate_metrics(
+            input1=Images(fake), input2=Images(real), cuda=device.type == "cuda", fid=True, kid=True,
+            feature_extractor_weights_path=tf_weights, kid_subsets=args.kid_subsets, kid_subset_size=subset,
+            batch_size=bs, cache=False, verbose=False, rng_seed=2020, save_cpu_ram=True,
+        )  # fmt: skip
+    res["torch_fidelity_s"] = time.perf_counter() - t0
+    res["torch_fidelity_fid"] = tf["frechet_inception_distance"]
+    res["torch_fidelity_kid"] = tf["kernel_inception_distance_mean"]
+    res["torch_fidelity_kid_std"] = tf["kernel_inception_distance_std"]
+
+    # FID-N of a 64x64 generator against cached real features (the training-callback path)
+    dm64, _ = real_images(args.real, 64, n)
+    key = {"dataset": "cifar10-jpeg", "source": str(args.real), "split": "train", "resolution": 64}
+    t0 = time.perf_counter()
+    reference_features(dm64.dataset, extractor, n, cache, key, batch_size=bs)
+    t1 = time.perf_counter()
+    ref = reference_features(dm64.dataset, extractor, n, cache, key, batch_size=bs).to(device)
+    t2 = time.perf_counter()
+    fake64 = generate(64, n, bs, device)
+    fid64 = fid_from_features(ref, extract(extractor, fake64, bs))
+    sync(device)
+    t3 = time.perf_counter()
+    res |= {"fid64": fid64, "ref_cold_s": t1 - t0, "ref_cached_s": t2 - t1, "fid64_cached_total_s": t3 - t1}
+
+    rows = []
+    ok = True
+    for name in ("fid", "kid"):
+        a, b = res[f"ganforge_{name}"], res[f"torch_fidelity_{name}"]
+        rel = abs(a - b) / max(abs(b), 1e-12)
+        ok &= rel <= args.tolerance
+        res[f"{name}_rel_diff"] = rel
+        rows.append(
+            f"  {name.upper():4s} ganforge {a:.6g}   torch-fidelity {b:.6g}   relative diff {rel:.2e}"
+        )
+    print(f"\nAgreement ({n} vs {n} images, KID {args.kid_subsets} subsets of {subset}, {device}):")
+    print("\n".join(rows))
+    print("Wall times:")
+    t_feat = res["ganforge_extract_s"]
+    print(
+        f"  ganforge: features {t_feat:.1f} s ({2 * n / t_feat:.1f} img/s), "
+        f"FID math {res['ganforge_fid_s']:.2f} s, KID math {res['ganforge_kid_s']:.2f} s"
+    )
+    print(f"  torch-fidelity calculate_metrics (features + FID + KID): {res['torch_fidelity_s']:.1f} s")
+    print(
+        f"  FID-{n} of a 64x64 generator: real features {res['ref_cold_s']:.1f} s cold, "
+        f"{res['ref_cached_s']:.2f} s from cache; generate + extract + FID with cached reals "
+        f"{res['fid64_cached_total_s']:.1f} s (FID {fid64:.4g})"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    print("OK" if ok else f"FAIL: difference above {args.tolerance:.1e}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""FID / KID / Inception Score of the EMA generator during training."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+
+from ganforge.metrics.evaluate import check_metrics, evaluate_generator
+from ganforge.metrics.extractors import FeatureExtractor, build_extractor
+from ganforge.rng import preserved_rng
+
+log = logging.getLogger("ganforge")
+
+
+class GenerativeMetrics(L.Callback):
+    """Every ``every_n_steps`` steps and at the end of training, score the EMA generator.
+
+    Values go to every logger as ``metrics/<name>`` (``metrics/fid``, ``metrics/kid``, ``metrics/is``)
+    together with ``metrics/<name>_best``, and into ``trainer.callback_metrics`` so that
+    ``ModelCheckpoint(monitor="metrics/fid", mode="min")`` keeps the best generator. Real features
+    are computed once per (dataset, split, resolution, count, extractor) and cached on disk.
+
+    Args:
+        metrics: any of ``fid``, ``kid``, ``is``.
+        every_n_steps: interval in training steps (0 = only at the end).
+        num_samples: generated images per evaluation (e.g. 10000 for FID-10k, 50000 for FID-50k).
+        num_real: real images for the reference statistics (default: ``num_samples``).
+        extractor: ``inception`` (torch-fidelity's inception-v3-compat), ``domain`` or ``tiny``.
+        weights: weights file for the extractor (see ``ganforge.metrics.extractors``).
+        cache_dir: where reference features are cached.
+        batch_size: generation/extraction batch size.
+        seed: seed of the evaluation latents (separate from training randomness).
+    """
+
+    def __init__(
+        self,
+        metrics: Sequence[str] = ("fid", "kid"),
+        every_n_steps: int = 5000,
+        num_samples: int = 10000,
+        num_real: int | None = None,
+        extractor: str = "inception",
+        weights: str | None = None,
+        cache_dir: str = "outputs/cache/reference",
+        batch_size: int = 250,
+        seed: int = 0,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+    ) -> None:
+        self.metrics = check_metrics(metrics)
+        self.every_n_steps = every_n_steps
+        self.num_samples = num_samples
+        self.num_real = num_real
+        self.extractor_kind = extractor
+        self.weights = weights
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.seed = seed
+        self.kid_subsets = kid_subsets
+        self.kid_subset_size = kid_subset_size
+        self.extractor: FeatureExtractor | None = None
+        self.best: dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+        self._last_step = -1
+
+    def setup(self, trainer: L.Trainer, pl_module: Any, stage: str) -> None:
+        # Build and check the extractor before the first training step (clear errors early).
+        if self.extractor is None:
+            self.extractor = build_extractor(self.extractor_kind, weights=self.weights)
+            check_metrics(self.metrics, self.extractor)
+            log.info(
+                "Metrics %s with extractor %s (%s)",
+                self.metrics,
+                self.extractor.name,
+                self.extractor.weights_source,
+            )
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self.evaluate(trainer, pl_module)
+
+    def evaluate(self, trainer: L.Trainer, pl_module: Any) -> dict[str, float]:
+        step = trainer.global_step
+        if step == self._last_step or self.extractor is None:
+            return {}
+        self._last_step = step
+        datamodule = trainer.datamodule
+        self.extractor.to(pl_module.device)
+        with preserved_rng():  # evaluation must not shift the training trajectory
+            out = self._run(trainer, pl_module, datamodule)
+        values = {}
+        for name, value in out["results"].items():
+            values[f"metrics/{name}"] = value
+            if name in ("fid", "kid", "is"):
+                better = max if name == "is" else min
+                self.best[name] = better(self.best.get(name, value), value)
+                values[f"metrics/{name}_best"] = self.best[name]
+        for key, value in values.items():
+            trainer.callback_metrics[key] = torch.tensor(value)
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=step)
+            logger.save()
+        self.history.append({"step": step, **out["results"]})
+        log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in out["results"].items()))
+        return values
+
+    def _run(self, trainer: L.Trainer, pl_module: Any, datamodule: Any) -> dict[str, Any]:
+        return evaluate_generator(
+            pl_module.G_ema,
+            datamodule.dataset,
+            self.extractor,
+            self.metrics,
+            num_samples=self.num_samples,
+            num_real=self.num_real,
+            cache_dir=self.cache_dir,
+            reference=reference_key(datamodule),
+            batch_size=self.batch_size,
+            seed=self.seed,
+            kid_subsets=self.kid_subsets,
+            kid_subset_size=self.kid_subset_size,
+            world_size=trainer.world_size,
+            rank=trainer.global_rank,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": dict(self.best), "history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = dict(state.get("best", {}))
+        self.history = list(state.get("history", []))
+
+
+def reference_key(datamodule: Any) -> dict[str, Any]:
+    """What identifies the real images the generator is compared with."""
+    return {
+        "dataset": datamodule.name,
+        "source": str(getattr(datamodule, "path", None) or getattr(datamodule, "root", "")),
+        "split": getattr(datamodule, "split", None),
+        "subdir": getattr(datamodule, "subdir", None),
+        "resolution": datamodule.resolution,
+        "channels": datamodule.channels,
+        "max_samples": datamodule.max_samples,
+    }

@@ -1,0 +1,97 @@
+"""Evaluate a checkpoint: ``python eval.py ckpt_path=... metrics=[fid,kid,is] num_samples=50000``.
+
+Writes ``metrics.json`` with the results and the protocol (extractor and weights, sample counts,
+reference dataset/split/resolution, resize, KID subsets, seed) so numbers can be compared honestly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ganforge.callbacks.metrics import reference_key
+from ganforge.checkpoint import load_checkpoint, run_config
+from ganforge.errors import GanforgeError
+from ganforge.metrics.evaluate import check_metrics, evaluate_generator
+from ganforge.metrics.extractors import build_extractor
+from ganforge.train import CONFIG_DIR
+from ganforge.utils import instantiate
+
+log = logging.getLogger("ganforge")
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Load the checkpoint, rebuild its data and EMA generator, score, write JSON; return it."""
+    metrics = check_metrics(cfg.metrics)
+    ckpt = load_checkpoint(cfg.ckpt_path)
+    run_cfg = run_config(ckpt)
+    device = torch.device(
+        "cuda"
+        if cfg.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if cfg.device == "auto" else cfg.device)
+    )
+    extractor = build_extractor(cfg.extractor, weights=cfg.weights, device=device)
+    check_metrics(metrics, extractor)
+
+    data_cfg = OmegaConf.merge(run_cfg.data, cfg.get("data") or {})
+    datamodule = instantiate(data_cfg)
+    datamodule.setup("fit")
+    generator = instantiate(run_cfg.model.generator)
+    state = {k[len("G_ema.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("G_ema.")}
+    generator.load_state_dict(state)
+    generator.eval().requires_grad_(False).to(device)
+
+    out = evaluate_generator(
+        generator,
+        datamodule.dataset,
+        extractor,
+        metrics,
+        num_samples=cfg.num_samples,
+        num_real=cfg.num_real,
+        cache_dir=cfg.cache_dir,
+        reference=reference_key(datamodule),
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        kid_subsets=cfg.kid_subsets,
+        kid_subset_size=cfg.kid_subset_size,
+    )
+    report = {
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "global_step": ckpt.get("global_step"),
+        "generator": "EMA",
+        **out,
+        "device": str(device),
+    }
+    path = Path(cfg.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, path)
+    log.info("%s -> %s", out["results"], path)
+    print(json.dumps(out["results"]))
+    return report
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""FID/KID/IS during training (callback) and for checkpoints (eval.py), with the fast test extractor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ganforge.errors import ConfigError
+from ganforge.metrics.evaluate import check_metrics, share
+from ganforge.metrics.extractors import NoLogitsError, build_extractor
+from ganforge.train import train
+
+from .conftest import REPO_ROOT
+from .test_train import logged
+
+pytestmark = pytest.mark.usefixtures("fashion_mnist_available")
+
+METRICS = (
+    "callbacks=metrics",
+    "callbacks.metrics.extractor=tiny",
+    "callbacks.metrics.metrics=[fid,kid,is]",
+    "callbacks.metrics.num_samples=200",
+    "callbacks.metrics.every_n_steps=2",
+    "callbacks.metrics.batch_size=100",
+    "callbacks.metrics.kid_subset_size=50",
+    "callbacks.metrics.kid_subsets=10",
+)
+
+
+def test_metric_names_and_logits_are_checked_up_front() -> None:
+    with pytest.raises(ConfigError, match="choose from fid, kid, is"):
+        check_metrics(["fid", "precision"])
+    tiny = build_extractor("tiny")
+    assert check_metrics(["FID", "is"], tiny) == ["fid", "is"]
+    tiny.has_logits = False
+    with pytest.raises(NoLogitsError, match="Inception Score needs class logits"):
+        check_metrics(["is"], tiny)
+    assert [share(10, 3, r) for r in range(3)] == [4, 3, 3]
+
+
+def test_callback_logs_metrics_tracks_best_and_keeps_best_checkpoint(compose_cfg, tmp_path) -> None:
+    out = tmp_path / "cache"
+    result = train(compose_cfg(*METRICS, f"callbacks.metrics.cache_dir={out}", "trainer.max_steps=5"))
+    metrics = logged(tmp_path / "run")
+    assert len(metrics["metrics/fid"]) == 3  # steps 2, 4 and the end (5)
+    for name in ("fid", "kid", "is"):
+        assert all(v == v and v >= 0 for v in metrics[f"metrics/{name}"]), name  # finite, not NaN
+    assert metrics["metrics/fid_best"][-1] == min(metrics["metrics/fid"])
+    assert metrics["metrics/is_best"][-1] == max(metrics["metrics/is"])
+    assert "metrics/fid" in result["trainer"].callback_metrics
+    best = list((tmp_path / "run/checkpoints").glob("best_fid_step_*.ckpt"))
+    assert len(best) == 1
+    assert len(list(out.iterdir())) == 1  # one cached reference, reused at every evaluation
+
+
+def test_metrics_do_not_change_training(compose_cfg, tmp_path) -> None:
+    # Evaluation draws its latents from its own generator: the training trajectory is untouched.
+    plain = train(compose_cfg("trainer.max_steps=4", output_dir=tmp_path / "plain"))
+    with_metrics = train(compose_cfg(*METRICS, "trainer.max_steps=4", output_dir=tmp_path / "metrics"))
+    pairs = zip(plain["model"].state_dict().items(), with_metrics["model"].state_dict().values(), strict=True)
+    for (name, a), b in pairs:
+        assert torch.equal(a, b), name
+
+
+def test_eval_py_writes_results_and_protocol(compose_cfg, tmp_path) -> None:
+    train(compose_cfg("trainer.max_steps=2"))
+    ckpt = tmp_path / "run/checkpoints/last.ckpt"
+    out = tmp_path / "eval/metrics.json"
+    args = [
+        f"ckpt_path={ckpt}",
+        "metrics=[fid,kid,is]",
+        "num_samples=300",
+        "extractor=tiny",
+        "kid_subset_size=100",
+        f"cache_dir={tmp_path / 'cache'}",
+        f"output={out}",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+        "+data.split=test",
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "eval.py"), *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"fid", "kid", "kid_std", "is", "is_std"}
+    protocol = report["protocol"]
+    assert protocol["extractor"] == "tiny-random-conv (test only)"
+    assert protocol["num_samples"] == 300 and protocol["num_real"] == 256  # the run used data.max_samples=256
+    assert protocol["reference"]["split"] == "test" and protocol["reference"]["resolution"] == 28
+    assert report["global_step"] == 2 and report["generator"] == "EMA"
+    # Same checkpoint, same protocol: same numbers (deterministic latents, cached reference).
+    again = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "eval.py"), *args], capture_output=True, text=True, timeout=300
+    )
+    assert json.loads(out.read_text())["results"] == report["results"], again.stderr[-2000:]
+
+    bad = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "eval.py"), f"ckpt_path={tmp_path / 'nope.ckpt'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "does not exist" in bad.stderr
