@@ -207,3 +207,22 @@ class GANDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.consumed_batches = int(state["consumed_batches"])
+
+
+class LocalDataModule(GANDataModule):
+    """A dataset read from its known on-disk layout under ``root`` (torchvision only downloads it).
+
+    Subclasses set ``splits`` (split name -> the parts it is made of) and implement ``load_dataset``.
+    """
+
+    splits: dict[str, tuple[str, ...]] = {}
+
+    def __init__(
+        self, root: str = "data", download: bool = True, split: str = "train", **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if split not in self.splits:
+            raise ConfigError(f"data.split={split!r} is not one of {', '.join(self.splits)}")
+        self.root = Path(root).expanduser()
+        self.download = download
+        self.split = split

@@ -16,14 +16,14 @@ import torch
 from torch.utils.data import Dataset
 
 from ganforge.data.base import (
-    GANDataModule,
     InMemoryImages,
+    LocalDataModule,
     convert_channels,
     find_or_download,
     resize_uint8,
     torchvision_download,
 )
-from ganforge.errors import ConfigError, CorruptImageError, DatasetNotFoundError
+from ganforge.errors import CorruptImageError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _unpickle(path: Path) -> dict[Any, Any]:
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
 
 
-class CIFAR10DataModule(GANDataModule):
+class CIFAR10DataModule(LocalDataModule):
     """CIFAR-10: 60k RGB 32x32 images of 10 classes.
 
     Args:
@@ -59,6 +59,7 @@ class CIFAR10DataModule(GANDataModule):
     """
 
     name = "cifar10"
+    splits = SPLITS
 
     def __init__(
         self,
@@ -69,12 +70,7 @@ class CIFAR10DataModule(GANDataModule):
         channels: int = 3,
         **kwargs: Any,
     ) -> None:
-        super().__init__(resolution=resolution, channels=channels, **kwargs)
-        if split not in SPLITS:
-            raise ConfigError(f"data.split={split!r} is not one of {', '.join(SPLITS)}")
-        self.root = Path(root).expanduser()
-        self.download = download
-        self.split = split
+        super().__init__(root, download, split, resolution=resolution, channels=channels, **kwargs)
 
     def search_dirs(self) -> list[Path]:
         return [self.root / FOLDER, self.root]

@@ -17,14 +17,14 @@ import torch
 from torch.utils.data import Dataset
 
 from ganforge.data.base import (
-    GANDataModule,
     InMemoryImages,
+    LocalDataModule,
     convert_channels,
     find_or_download,
     resize_uint8,
     torchvision_download,
 )
-from ganforge.errors import ConfigError, CorruptImageError, DatasetNotFoundError
+from ganforge.errors import CorruptImageError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-class _IDXDataModule(GANDataModule):
+class _IDXDataModule(LocalDataModule):
     """Shared reader of the MNIST family. Subclasses set the class attributes.
 
     Args:
@@ -71,6 +71,7 @@ class _IDXDataModule(GANDataModule):
     """
 
     folder = ""  # torchvision's folder name under root
+    splits = SPLITS
     pretty = ""
     classes: tuple[str, ...] = ()
     system_dirs: tuple[str, ...] = ()  # OS packages that ship the files
@@ -85,12 +86,7 @@ class _IDXDataModule(GANDataModule):
         channels: int = 1,
         **kwargs: Any,
     ) -> None:
-        super().__init__(resolution=resolution, channels=channels, **kwargs)
-        if split not in SPLITS:
-            raise ConfigError(f"data.split={split!r} is not one of {', '.join(SPLITS)}")
-        self.root = Path(root).expanduser()
-        self.download = download
-        self.split = split
+        super().__init__(root, download, split, resolution=resolution, channels=channels, **kwargs)
 
     def search_dirs(self) -> list[Path]:
         return [self.root / self.folder / "raw", self.root, *map(Path, self.system_dirs)]
