@@ -9,7 +9,7 @@ import pytest
 from ganforge.loggers import has_wandb_credentials, wandb_logger
 from ganforge.train import train
 
-from .wandb_records import history
+from .wandb_records import history, wait_for_exit_record
 
 pytestmark = pytest.mark.usefixtures("fashion_mnist_available")
 
@@ -37,7 +37,7 @@ def test_wandb_offline_run_holds_logged_keys_and_images(no_wandb_credentials, co
     runs = list((tmp_path / "run/wandb").glob("offline-run-*"))
     assert len(runs) == 1, "expected exactly one offline W&B run"
     (run_file,) = runs[0].glob("run-*.wandb")  # what `wandb sync` uploads later
-    rows = history(run_file)
+    rows = history(wait_for_exit_record(run_file))
     losses = [r for r in rows if "loss/d" in r]
     assert [r["trainer/global_step"] for r in losses] == [1, 2, 3, 4]
     for key in ("loss/g", "d/real_logit", "d/fake_logit", "lr/g", "lr/d"):

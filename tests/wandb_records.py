@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,16 @@ def history(path: Path) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def wait_for_exit_record(path: Path, timeout: float = 60.0) -> Path:
+    """W&B's service may still be flushing after ``wandb.finish()`` returns: wait for the run's end."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if any(r.WhichOneof("record_type") == "exit" for r in records(path)):
+                return path
+        except Exception:  # a record half-written at the end of the file
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{path} has no exit record after {timeout} s")
