@@ -50,11 +50,26 @@ def test_multirun_sweep_gives_each_run_its_own_folder(tmp_path) -> None:
     assert len(combos) == 4
 
 
-def test_ddp_trainer_runs_two_processes(tmp_path) -> None:
-    # trainer=ddp on CPU processes (gloo); SyncBatchNorm needs CUDA, so it is off here.
+def test_ddp_trainer_runs_two_processes_and_gathers_metrics(tmp_path) -> None:
+    # trainer=ddp on CPU processes (gloo); SyncBatchNorm needs CUDA, so it is off here. Each process
+    # generates its share of the 101 FID samples; torchmetrics gathers them, so both report the same.
     proc = run_cli(
-        "trainer=ddp", *TINY, "trainer.devices=2", "trainer.sync_batchnorm=false", f"hydra.run.dir={tmp_path}"
+        "trainer=ddp",
+        *TINY,
+        "trainer.devices=2",
+        "trainer.sync_batchnorm=false",
+        "callbacks=metrics",
+        "callbacks.metrics.extractor=tiny",
+        "callbacks.metrics.num_samples=101",
+        "callbacks.metrics.every_n_steps=3",
+        "callbacks.metrics.kid_subset_size=50",
+        f"callbacks.metrics.cache_dir={tmp_path}/cache",
+        f"hydra.run.dir={tmp_path}/run",
     )
-    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stderr + proc.stdout
-    assert (tmp_path / "checkpoints/last.ckpt").is_file()
-    assert (tmp_path / "samples/step_0000003.png").is_file()
+    output = proc.stderr + proc.stdout
+    assert "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2" in output
+    reports = [line.split("ganforge")[-1] for line in output.splitlines() if "step 3, " in line]
+    assert len(reports) == 2 and reports[0] == reports[1], reports  # rank 0 and rank 1 agree
+    assert "101 samples" in reports[0]
+    assert (tmp_path / "run/checkpoints/last.ckpt").is_file()
+    assert (tmp_path / "run/samples/step_0000003.png").is_file()

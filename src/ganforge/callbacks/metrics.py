@@ -109,7 +109,8 @@ class GenerativeMetrics(L.Callback):
             logger.log_metrics(values, step=step)
             logger.save()
         self.history.append({"step": step, **out["results"]})
-        log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in out["results"].items()))
+        scores = ", ".join(f"{k}={v:.6g}" for k, v in out["results"].items())
+        log.info("step %d, %d samples: %s", step, out["protocol"]["num_samples"], scores)
         return values
 
     def _run(self, trainer: L.Trainer, pl_module: Any, datamodule: Any) -> dict[str, Any]:
