@@ -9,7 +9,7 @@ import pytest
 from ganforge.loggers import has_wandb_credentials, wandb_logger
 from ganforge.train import train
 
-from .wandb_records import history, wait_for_exit_record
+from .wandb_records import history, records, wait_for_exit_record
 
 pytestmark = pytest.mark.usefixtures("fashion_mnist_available")
 
@@ -38,6 +38,8 @@ def test_wandb_offline_run_holds_logged_keys_and_images(no_wandb_credentials, co
     assert len(runs) == 1, "expected exactly one offline W&B run"
     (run_file,) = runs[0].glob("run-*.wandb")  # what `wandb sync` uploads later
     rows = history(wait_for_exit_record(run_file))
+    (run,) = [r.run for r in records(run_file) if r.WhichOneof("record_type") == "run"]
+    assert run.run_group == ""  # a single run is not grouped (multirun jobs are: tests/test_sweeps.py)
     losses = [r for r in rows if "loss/d" in r]
     assert [r["trainer/global_step"] for r in losses] == [1, 2, 3, 4]
     for key in ("loss/g", "d/real_logit", "d/fake_logit", "lr/g", "lr/d"):

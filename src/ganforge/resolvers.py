@@ -5,7 +5,21 @@ import math
 from omegaconf import OmegaConf
 
 
+def sweep_group() -> str:
+    """The multirun's sweep folder (groups a sweep's runs in W&B); empty for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return ""
+    hydra_cfg = HydraConfig.get()
+    return str(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else ""
+
+
 def register() -> None:
     # ${mul:${data.channels},${model.pack}}: PacGAN's D sees pack x channels
     if not OmegaConf.has_resolver("mul"):
         OmegaConf.register_new_resolver("mul", lambda *xs: math.prod(xs))
+    # ${sweep_group:}: the W&B group of a multirun's jobs
+    if not OmegaConf.has_resolver("sweep_group"):
+        OmegaConf.register_new_resolver("sweep_group", sweep_group)
