@@ -133,3 +133,16 @@ def test_cli_reports_errors_cleanly(tmp_path) -> None:
     assert missing.returncode == 2
     assert f"ganforge: error: data.path={tmp_path}/nowhere does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_sweep_metric_that_was_never_logged() -> None:
+    from omegaconf import OmegaConf
+
+    from ganforge.errors import GanforgeError
+    from ganforge.train import optimized_value
+
+    cfg = OmegaConf.create({"optimized_metric": "metrics/fid_best"})
+    assert optimized_value(cfg, {"metrics/fid_best": 3.5, "loss/d": 1.0}) == 3.5
+    assert optimized_value(OmegaConf.create({"optimized_metric": None}), {}) is None
+    with pytest.raises(GanforgeError, match=r"it logged: loss/d.*callbacks=metrics"):
+        optimized_value(cfg, {"loss/d": 1.0})

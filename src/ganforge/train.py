@@ -1,6 +1,10 @@
 """Training entry point: compose the config, check everything, then fit.
 
 ``python train.py model=dcgan loss=hinge data=cifar10`` (or the ``ganforge-train`` console script).
+
+Exit status: 0 when training finished, 2 for a ganforge error (bad config or data, diverged run),
+143 (128 + SIGTERM) when the run was preempted: on SIGTERM it finishes the current step, writes
+``checkpoints/last.ckpt`` and stops; ``ckpt_path=<that file>`` continues it exactly.
 """
 
 from __future__ import annotations
@@ -8,13 +12,17 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf, open_dict
+from lightning.fabric.plugins import CheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from ganforge.callbacks.checkpoint import AtomicCheckpointIO
 from ganforge.checkpoint import load_checkpoint
 from ganforge.errors import GanforgeError
 from ganforge.utils import instantiate, instantiate_dict, save_resolved_config
@@ -23,12 +31,14 @@ log = logging.getLogger("ganforge")
 # Lightning 2.6 calls a pytree API that newer torch deprecates; nothing for users to act on.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, as a shell reports a process ended by SIGTERM
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Build data, model, callbacks, loggers and trainer from ``cfg``; validate; fit.
 
-    Returns the trainer's final logged metrics and the objects, for tests and sweeps.
+    Returns the trainer's final logged metrics and the objects, for tests and sweeps; ``preempted`` is
+    true when a SIGTERM stopped the run early (after writing ``last.ckpt``).
     """
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -36,7 +46,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     callbacks = instantiate_dict(cfg.get("callbacks"), "callback")
     loggers = instantiate_dict(cfg.get("logger"), "logger")
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=_plugins(cfg.trainer)
+    )
 
     # Everything that can be wrong with the inputs fails here, before the first step.
     datamodule.trainer = trainer
@@ -61,12 +73,38 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.paths.output_dir,
     )
     # Checkpoints hold optimizer factories and RNG states, so they are full pickles: load only your own.
+    preempted = False
     try:
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    except SIGTERMException:
+        # Lightning stopped after the step in progress; ganforge's Checkpoint wrote last.ckpt for it.
+        preempted = True
+        last = getattr(trainer.checkpoint_callback, "last_model_path", "")
+        resume = f"Resume with ckpt_path={last}" if last else "No checkpoint (no step done, save_last off)."
+        log.warning("Received SIGTERM: stopped after step %d. %s", trainer.global_step, resume)
     finally:
         _finish_wandb()
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    return {"metrics": metrics, "trainer": trainer, "model": model, "datamodule": datamodule}
+    return {
+        "metrics": metrics,
+        "trainer": trainer,
+        "model": model,
+        "datamodule": datamodule,
+        "preempted": preempted,
+    }
+
+
+def _plugins(trainer_cfg: DictConfig) -> list[Any]:
+    """``trainer.plugins`` plus atomic checkpoint writes, unless a ``CheckpointIO`` is configured."""
+    configured = trainer_cfg.get("plugins")  # objects, names ("bf16") or a list of them
+    if configured is None or isinstance(configured, str):
+        plugins = [] if configured is None else [configured]
+    else:
+        made = instantiate(configured)
+        plugins = list(made) if isinstance(made, Sequence | ListConfig) else [made]
+    if not any(isinstance(p, CheckpointIO) for p in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return plugins
 
 
 def _finish_wandb() -> None:
@@ -80,12 +118,28 @@ def _finish_wandb() -> None:
 def _hydra_main(cfg: DictConfig) -> float | None:
     try:
         result = train(cfg)
+        if result["preempted"]:
+            sys.exit(EXIT_PREEMPTED)
+        return optimized_value(cfg, result["metrics"])
     except GanforgeError as e:
         log.error("%s", e)
         print(f"ganforge: error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """The value a sweeper (optuna) optimises; a clear error when the run never logged it."""
     metric = cfg.get("optimized_metric")
-    return result["metrics"].get(metric) if metric else None
+    if not metric:
+        return None
+    if metric not in metrics:
+        logged = ", ".join(sorted(metrics)) or "nothing"
+        raise GanforgeError(
+            f"optimized_metric={metric!r} was not logged by this run (it logged: {logged}). "
+            "Enable the callback that computes it (e.g. callbacks=metrics for metrics/fid_best) "
+            "or set optimized_metric to one of the logged values"
+        )
+    return metrics[metric]
 
 
 def main() -> None:

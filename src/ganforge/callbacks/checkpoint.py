@@ -1,24 +1,110 @@
-"""Step checkpoints plus an always-current ``last.ckpt``."""
+"""Step checkpoints plus an always-current ``last.ckpt``, written atomically, also on preemption."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
+import os
+import tempfile
 import warnings
 from typing import Any
 
+import torch
+from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger("ganforge")
 
 # Checkpoints are written after the step's updates, which is the state a resume must start from.
 warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 
 class Checkpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that also writes ``last.ckpt`` for the final step.
+    """``ModelCheckpoint`` that also writes ``last.ckpt`` for the final step and on preemption.
 
     Lightning only writes ``last`` at the checkpoint interval, so a run whose ``max_steps`` is not a
     multiple of it would lose its last steps; resuming from ``last.ckpt`` must give the whole run.
+
+    On SIGTERM, Lightning's signal connector sets ``trainer.received_sigterm`` and its loops raise
+    ``SIGTERMException`` once the current batch is finished; this callback then writes ``last.ckpt``
+    with the state after that last completed step (which resumes exactly), whatever
+    ``save_on_exception`` says. Other exceptions (e.g. ``NonFiniteError``) never overwrite ``last.ckpt``
+    unless ``save_on_exception=true``: the state that failed is not one to resume from.
     """
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         super().on_train_end(trainer, pl_module)
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            if self.save_last and self._last_global_step_saved != trainer.global_step:
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            return
+        super().on_exception(trainer, pl_module, exception)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file in its folder, fsync it, then rename it into place.
+
+    A crash, a kill or a full disk during a save leaves the previous file with that name intact and no
+    temporary file behind (``os.replace`` is atomic on POSIX and Windows within one file system).
+    Remote paths (``s3://`` ...) go through Lightning's own transactional writer. ``train.py`` uses this
+    plugin unless ``trainer.plugins`` already holds a ``CheckpointIO``.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        protocol = get_filesystem(path).protocol
+        local = "file" in ((protocol,) if isinstance(protocol, str) else protocol)
+        if storage_options is not None or not local:
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        try:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            if isinstance(e, OSError):
+                code = e.errno or errno.EIO
+                reason = e.strerror or str(e) or type(e).__name__
+                raise OSError(
+                    code,
+                    f"could not write checkpoint {path} ({reason}); the previous file there is unchanged",
+                ) from e
+            raise
+        _fsync_dir(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make the rename itself durable (best effort: not every OS/file system can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

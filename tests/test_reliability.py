@@ -1,0 +1,188 @@
+"""Runs at scale: preemption (SIGTERM), diverged runs (NaN/Inf) and checkpoints that survive failed saves."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganforge.callbacks.checkpoint import AtomicCheckpointIO
+from ganforge.callbacks.guards import NonFiniteError
+from ganforge.checkpoint import CheckpointError, load_checkpoint
+from ganforge.losses.adversarial import NonSaturatingLoss
+from ganforge.train import EXIT_PREEMPTED, train
+
+from .conftest import REPO_ROOT, tiny_overrides
+
+pytestmark = pytest.mark.usefixtures("fashion_mnist_available")
+
+FAST = ("model=mlp_gan", "callbacks.sample_grid.every_n_steps=1000")
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["state_dict"]
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    sa, sb = _state(a), _state(b)
+    assert sa.keys() == sb.keys()
+    assert any(k.startswith("G_ema.") for k in sa)
+    for key in sa:  # G, D, G_ema, fixed latents
+        assert torch.equal(sa[key], sb[key]), f"{key} differs"
+
+
+# -- SIGTERM / preemption ---------------------------------------------------------------------------
+def test_sigterm_saves_last_ckpt_and_resume_is_exact(compose_cfg, tmp_path) -> None:
+    run = tmp_path / "preempted"
+    overrides = [*tiny_overrides(run), *FAST, "trainer.max_steps=100000", f"hydra.run.dir={run}"]
+    overrides += ["callbacks.model_checkpoint.every_n_train_steps=1000"]  # last.ckpt comes from SIGTERM only
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "train.py"), *overrides],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        metrics = run / "csv/version_0/metrics.csv"
+        # A few logged steps (one CSV row each), then preempt.
+        while not (metrics.is_file() and len(metrics.read_text().splitlines()) > 5):
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_PREEMPTED, output[-3000:]
+    assert "Received SIGTERM: stopped after step" in output
+    last = run / "checkpoints/last.ckpt"
+    stopped_at = load_checkpoint(last)["global_step"]
+    assert 5 <= stopped_at < 100000
+    assert not list(run.glob("checkpoints/*.tmp")) and not list(run.glob("checkpoints/.*"))
+
+    total = stopped_at + 3
+    straight = tmp_path / "straight"
+    train(compose_cfg(*FAST, f"trainer.max_steps={total}", output_dir=straight))
+    resumed = tmp_path / "resumed"
+    result = train(compose_cfg(*FAST, f"trainer.max_steps={total}", f"ckpt_path={last}", output_dir=resumed))
+    assert result["trainer"].global_step == total and not result["preempted"]
+    _assert_same_weights(straight / "checkpoints/last.ckpt", resumed / "checkpoints/last.ckpt")
+
+
+# -- NaN / Inf --------------------------------------------------------------------------------------
+@pytest.fixture
+def nan_at_step(monkeypatch):
+    """``nan_at_step(k)``: the D loss of the k-th training step (and so its gradients) becomes NaN."""
+
+    def _inject(k: int) -> None:
+        calls = {"n": 0}
+        d_loss = NonSaturatingLoss.d_loss
+
+        def poisoned(self, real_logits, fake_logits):
+            calls["n"] += 1
+            loss = d_loss(self, real_logits, fake_logits)
+            return loss * float("nan") if calls["n"] == k else loss
+
+        monkeypatch.setattr(NonSaturatingLoss, "d_loss", poisoned)
+
+    return _inject
+
+
+def test_nan_loss_stops_with_step_and_last_good_checkpoint(compose_cfg, tmp_path, nan_at_step) -> None:
+    nan_at_step(5)
+    with pytest.raises(NonFiniteError) as err:
+        train(compose_cfg(*FAST, "trainer.max_steps=8"))  # checkpoints every 2 steps
+    ckpts = tmp_path / "run/checkpoints"
+    message = str(err.value)
+    assert "non-finite loss/d=nan" in message and "at step 5" in message
+    assert f"last good checkpoint: {ckpts / 'last.ckpt'}" in message
+    # The diverged state was never written: the good checkpoint of step 4 survives and loads.
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt", "step_0000002.ckpt", "step_0000004.ckpt"]
+    good = load_checkpoint(ckpts / "last.ckpt")
+    assert good["global_step"] == 4
+    assert all(torch.isfinite(v).all() for v in good["state_dict"].values() if v.is_floating_point())
+
+
+def test_nan_message_names_every_non_finite_value(compose_cfg, nan_at_step) -> None:
+    # Step 5's NaN D loss gives NaN gradients, so D's weights and then G's loss and weights follow.
+    nan_at_step(5)
+    with pytest.raises(NonFiniteError, match=r"loss/d=nan, loss/g=nan, weights of G, weights of D at step 5"):
+        train(compose_cfg(*FAST, "trainer.max_steps=8", "callbacks.non_finite_guard.check_weights=true"))
+
+
+def test_nan_rollback_restores_last_good_checkpoint_and_continues(
+    compose_cfg, tmp_path, nan_at_step, caplog
+) -> None:
+    nan_at_step(5)
+    result = train(compose_cfg(*FAST, "trainer.max_steps=8", "callbacks.non_finite_guard.action=rollback"))
+    assert result["trainer"].global_step == 8
+    guard = next(c for c in result["trainer"].callbacks if type(c).__name__ == "NonFiniteGuard")
+    assert guard.rollbacks == 1
+    ckpt = tmp_path / "run/checkpoints/last.ckpt"
+    assert f"at step 5: rolled back the weights and optimizer states to {ckpt} (step 4)" in caplog.text
+    assert all(torch.isfinite(p).all() for p in result["model"].parameters())
+    final = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")
+    assert final["global_step"] == 8
+
+    # With no rollbacks left it stops like action=stop.
+    nan_at_step(5)
+    with pytest.raises(NonFiniteError, match="0 rollbacks done"):
+        train(
+            compose_cfg(
+                *FAST,
+                "trainer.max_steps=8",
+                "callbacks.non_finite_guard.action=rollback",
+                "callbacks.non_finite_guard.max_rollbacks=0",
+                output_dir=tmp_path / "no_retries",
+            )
+        )
+
+
+# -- atomic checkpoint writes -----------------------------------------------------------------------
+def test_failed_save_keeps_previous_checkpoint(compose_cfg, tmp_path, monkeypatch) -> None:
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def disk_full_on_third_save(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # step 4's step_0000004.ckpt (step 2 wrote step_0000002.ckpt and last.ckpt)
+            f.write(b"PK\x03\x04 half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_on_third_save)
+    with pytest.raises(OSError, match="previous file there is unchanged") as err:
+        train(compose_cfg(*FAST, "trainer.max_steps=6"))
+    assert err.value.errno == errno.ENOSPC
+    ckpts = tmp_path / "run/checkpoints"
+    assert sorted(os.listdir(ckpts)) == ["last.ckpt", "step_0000002.ckpt"]  # no temporary files left
+    assert load_checkpoint(ckpts / "last.ckpt")["global_step"] == 2
+
+
+def test_atomic_checkpoint_io_is_the_default_and_replaces_in_place(compose_cfg, tmp_path) -> None:
+    result = train(compose_cfg(*FAST, "trainer.max_steps=2"))
+    assert isinstance(result["trainer"].strategy.checkpoint_io, AtomicCheckpointIO)
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"replaced": True}, last)
+    assert torch.load(last, weights_only=True) == {"replaced": True}
+    assert sorted(os.listdir(last.parent)) == ["last.ckpt", "step_0000002.ckpt"]
+
+
+def test_truncated_checkpoint_fails_clearly_before_training(compose_cfg, tmp_path) -> None:
+    train(compose_cfg(*FAST, "trainer.max_steps=2"))
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        train(compose_cfg(*FAST, "trainer.max_steps=4", f"ckpt_path={truncated}", output_dir=tmp_path / "r"))
