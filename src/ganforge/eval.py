@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganforge.callbacks.metrics import reference_key
 from ganforge.checkpoint import load_checkpoint, run_config
-from ganforge.errors import GanforgeError
 from ganforge.metrics.evaluate import check_metrics, evaluate_generator
 from ganforge.metrics.extractors import build_extractor
 from ganforge.train import CONFIG_DIR
-from ganforge.utils import instantiate
+from ganforge.utils import instantiate, run_cli
 
 log = logging.getLogger("ganforge")
 
@@ -82,11 +80,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except GanforgeError as e:
-        print(f"ganforge: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(evaluate, cfg)
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ import logging
 import math
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,9 @@ from torchvision.utils import make_grid
 
 from ganforge.callbacks.samples import is_points, scatter_image
 from ganforge.checkpoint import load_generator
-from ganforge.errors import ConfigError, GanforgeError
+from ganforge.errors import ConfigError
 from ganforge.train import CONFIG_DIR
+from ganforge.utils import run_cli
 
 log = logging.getLogger("ganforge")
 
@@ -270,11 +270,7 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        generate(cfg)
-    except GanforgeError as e:  # ConfigError, CheckpointError, ...
-        print(f"ganforge: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(generate, cfg)
 
 
 def main() -> None:

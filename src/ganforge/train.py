@@ -25,7 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from ganforge.callbacks.checkpoint import AtomicCheckpointIO
 from ganforge.checkpoint import load_checkpoint
 from ganforge.errors import GanforgeError
-from ganforge.utils import instantiate, instantiate_dict, save_resolved_config
+from ganforge.utils import instantiate, instantiate_dict, run_cli, save_resolved_config
 
 log = logging.getLogger("ganforge")
 # Lightning 2.6 calls a pytree API that newer torch deprecates; nothing for users to act on.
@@ -116,15 +116,14 @@ def _finish_wandb() -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    try:
-        result = train(cfg)
-        if result["preempted"]:
-            sys.exit(EXIT_PREEMPTED)
-        return optimized_value(cfg, result["metrics"])
-    except GanforgeError as e:
-        log.error("%s", e)
-        print(f"ganforge: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    return run_cli(_train_and_score, cfg)
+
+
+def _train_and_score(cfg: DictConfig) -> float | None:
+    result = train(cfg)
+    if result["preempted"]:
+        sys.exit(EXIT_PREEMPTED)
+    return optimized_value(cfg, result["metrics"])
 
 
 def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:

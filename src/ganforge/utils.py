@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import hydra
 from hydra.errors import InstantiationException
@@ -13,6 +15,17 @@ from omegaconf import DictConfig, OmegaConf
 from ganforge.errors import GanforgeError
 
 log = logging.getLogger("ganforge")
+T = TypeVar("T")
+
+
+def run_cli(task: Callable[[DictConfig], T], cfg: DictConfig) -> T:
+    """Run a command-line task: a ganforge input error prints ``ganforge: error: ...`` and exits 2."""
+    try:
+        return task(cfg)
+    except GanforgeError as e:
+        log.error("%s", e)
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def instantiate(cfg: Any, **kwargs: Any) -> Any:
