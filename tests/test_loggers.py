@@ -42,8 +42,9 @@ def test_wandb_offline_run_holds_logged_keys_and_images(no_wandb_credentials, co
     assert run.run_group == ""  # a single run is not grouped (multirun jobs are: tests/test_sweeps.py)
     losses = [r for r in rows if "loss/d" in r]
     assert [r["trainer/global_step"] for r in losses] == [1, 2, 3, 4]
-    for key in ("loss/g", "d/real_logit", "d/fake_logit", "lr/g", "lr/d"):
+    for key in ("loss/g", "d/real_logit", "d/fake_logit", "lr/g", "lr/d", "grad_norm/d", "grad_norm/g"):
         assert all(key in r for r in losses), key
+    assert any(r.get("d/real_logits/_type") == "histogram" for r in rows)
     grids = [r for r in rows if "samples/filenames" in r]
     assert [r["trainer/global_step"] for r in grids] == [2, 4]
     for r in grids:
@@ -56,8 +57,13 @@ def test_tensorboard_gets_scalars_and_images(compose_cfg, tmp_path) -> None:
 
     train(compose_cfg("logger=tensorboard", "trainer.max_steps=4"))
     (event_dir,) = {p.parent for p in Path(tmp_path / "run/tensorboard").rglob("events.out.tfevents.*")}
-    acc = EventAccumulator(str(event_dir), size_guidance={"images": 0, "scalars": 0})
+    acc = EventAccumulator(str(event_dir), size_guidance={"images": 0, "scalars": 0, "histograms": 0})
     acc.Reload()
     assert {"loss/d", "loss/g"} <= set(acc.Tags()["scalars"])
     assert [e.step for e in acc.Scalars("loss/d")] == [1, 2, 3, 4]
     assert [e.step for e in acc.Images("samples")] == [2, 4]
+    assert [e.step for e in acc.Scalars("grad_norm/d")] == [1, 2, 3, 4]
+    assert all(e.value > 0 for e in acc.Scalars("grad_norm/g"))
+    for name in ("d/real_logits", "d/fake_logits"):  # D score distributions on real and fake data
+        (first, *_) = acc.Histograms(name)
+        assert first.step == 1 and first.histogram_value.num == 16  # one value per sample of the batch

@@ -14,6 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.core.optimizer import do_nothing_closure
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from torch import nn
 
 from ganforge import __version__
@@ -52,6 +53,34 @@ def pack_samples(
         raise ConfigError(f"batch of {n} cannot be split into packs of model.pack={m}; use a multiple")
     x = x.reshape(n // m, m * x.shape[1], *x.shape[2:])
     return x, (labels[::m] if labels is not None else None)
+
+
+@torch.no_grad()
+def grad_norm(net: nn.Module) -> torch.Tensor:
+    """L2 norm of all of ``net``'s gradients together (what norm clipping looks at)."""
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+def log_histograms(logger: Any, histograms: dict[str, torch.Tensor], step: int) -> None:
+    """Distributions of D's scores on real and fake data, for loggers that draw histograms."""
+    if not histograms:
+        return
+    if isinstance(logger, TensorBoardLogger):
+        for name, values in histograms.items():
+            logger.experiment.add_histogram(name, values.detach().float().cpu(), global_step=step)
+    elif isinstance(logger, WandbLogger):
+        import wandb
+
+        logger.log_metrics(
+            {
+                name: wandb.Histogram(values.detach().float().cpu().numpy())
+                for name, values in histograms.items()
+            },
+            step=step,
+        )
 
 
 class GANModule(L.LightningModule):
@@ -244,6 +273,9 @@ class GANModule(L.LightningModule):
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_total)
         self._clip(opt_d, self.hparams.grad_clip_d)
+        log_now = self._log_due(step + 1)
+        if log_now:
+            logs["grad_norm/d"] = grad_norm(self.D)
         opt_d.step()
         self.loss.after_d_step(self.D)
         if "d" in schedulers:
@@ -273,6 +305,8 @@ class GANModule(L.LightningModule):
             self.manual_backward(g_loss + sum(g_terms.values()))
             self.D.requires_grad_(True)
             self._clip(opt_g, self.hparams.grad_clip_g)
+            if log_now:
+                logs["grad_norm/g"] = grad_norm(self.G)
             self.trainer.strategy.optimizer_step(opt_g.optimizer, do_nothing_closure)
             if "g" in schedulers:
                 schedulers["g"].step()
@@ -281,9 +315,13 @@ class GANModule(L.LightningModule):
             logs["loss/g"] = g_loss.detach()
             logs.update({f"loss/g_{k}": v.detach() for k, v in g_terms.items()})
 
-        self._log_step(logs)
+        histograms = {"d/real_logits": real_logits, "d/fake_logits": fake_logits} if log_now else {}
+        self._log_step(logs, histograms)
 
-    def _log_step(self, logs: dict[str, torch.Tensor]) -> None:
+    def _log_due(self, step: int) -> bool:
+        return bool(self.trainer.loggers) and step % self.trainer.log_every_n_steps == 0
+
+    def _log_step(self, logs: dict[str, torch.Tensor], histograms: dict[str, torch.Tensor]) -> None:
         """Send this step's values to the loggers every ``log_every_n_steps`` steps.
 
         Written to the loggers directly because Lightning re-emits the last value of keys not logged
@@ -291,13 +329,14 @@ class GANModule(L.LightningModule):
         """
         self.log_dict({k: logs[k] for k in ("loss/d", "loss/g") if k in logs}, prog_bar=True, logger=False)
         step = self.global_step
-        if not self.trainer.loggers or step % self.trainer.log_every_n_steps:
+        if not self._log_due(step):
             return
         metrics = {k: float(v) for k, v in logs.items()}
         for name, opt in zip(("g", "d"), self.trainer.optimizers, strict=True):
             metrics[f"lr/{name}"] = opt.param_groups[0]["lr"]
         for logger in self.trainer.loggers:
             logger.log_metrics(metrics, step=step)
+            log_histograms(logger, histograms, step)
             logger.save()
 
     def _clip(self, optimizer: Any, max_norm: float | None) -> None:
