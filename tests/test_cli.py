@@ -23,13 +23,16 @@ TINY = [
 ]
 
 
-def run_cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "train.py"), *args],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=300,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import REPO_ROOT
-from .test_cli import TINY
+from .test_cli import TINY, run_cli
 from .test_train import logged
 from .wandb_records import records, wait_for_exit_record
 
@@ -29,19 +26,6 @@ TINY_FID = [
     "callbacks.metrics.kid_subsets=10",
     "callbacks.metrics.batch_size=50",
 ]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "train.py"), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:

@@ -46,12 +46,16 @@ def run_config(ckpt: dict[str, Any]) -> DictConfig:
     return OmegaConf.create(cfg)
 
 
-def load_generator(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, DictConfig]:
-    """Rebuild the generator from a checkpoint; returns ``(G in eval mode, run config)``."""
-    ckpt = load_checkpoint(path)
-    cfg = run_config(ckpt)
-    generator = hydra.utils.instantiate(cfg.model.generator)
+def generator_from_checkpoint(ckpt: dict[str, Any], ema: bool = True) -> torch.nn.Module:
+    """The (EMA) generator of a loaded checkpoint, rebuilt from its run config, in eval mode."""
+    generator = hydra.utils.instantiate(run_config(ckpt).model.generator)
     prefix = "G_ema." if ema else "G."
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     generator.load_state_dict(state)
-    return generator.eval().requires_grad_(False), cfg
+    return generator.eval().requires_grad_(False)
+
+
+def load_generator(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, DictConfig]:
+    """Rebuild the generator from a checkpoint file; returns ``(G in eval mode, run config)``."""
+    ckpt = load_checkpoint(path)
+    return generator_from_checkpoint(ckpt, ema), run_config(ckpt)

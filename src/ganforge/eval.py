@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ganforge.callbacks.metrics import reference_key
-from ganforge.checkpoint import load_checkpoint, run_config
+from ganforge.checkpoint import generator_from_checkpoint, load_checkpoint, run_config
 from ganforge.metrics.evaluate import check_metrics, evaluate_generator
 from ganforge.metrics.extractors import build_extractor
 from ganforge.train import CONFIG_DIR
-from ganforge.utils import instantiate, run_cli
+from ganforge.utils import instantiate, pick_device, run_cli
 
 log = logging.getLogger("ganforge")
 
@@ -31,21 +30,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     metrics = check_metrics(cfg.metrics)
     ckpt = load_checkpoint(cfg.ckpt_path)
     run_cfg = run_config(ckpt)
-    device = torch.device(
-        "cuda"
-        if cfg.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if cfg.device == "auto" else cfg.device)
-    )
+    device = pick_device(str(cfg.device))
     extractor = build_extractor(cfg.extractor, weights=cfg.weights, device=device)
     check_metrics(metrics, extractor)
 
     data_cfg = OmegaConf.merge(run_cfg.data, cfg.get("data") or {})
     datamodule = instantiate(data_cfg)
     datamodule.setup("fit")
-    generator = instantiate(run_cfg.model.generator)
-    state = {k[len("G_ema.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("G_ema.")}
-    generator.load_state_dict(state)
-    generator.eval().requires_grad_(False).to(device)
+    generator = generator_from_checkpoint(ckpt).to(device)
 
     out = evaluate_generator(
         generator,

@@ -32,17 +32,9 @@ from ganforge.callbacks.samples import is_points, scatter_image
 from ganforge.checkpoint import load_generator
 from ganforge.errors import ConfigError
 from ganforge.train import CONFIG_DIR
-from ganforge.utils import run_cli
+from ganforge.utils import pick_device, run_cli
 
 log = logging.getLogger("ganforge")
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} but CUDA is not available; use device=auto or device=cpu")
-    return torch.device(name)
 
 
 def accepts_kwarg(module: torch.nn.Module, name: str) -> bool:

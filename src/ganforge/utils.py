@@ -9,13 +9,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
+import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import ConfigError, GanforgeError
 
 log = logging.getLogger("ganforge")
 T = TypeVar("T")
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda[:i]``; asking for CUDA without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but CUDA is not available; use device=auto or device=cpu")
+    return torch.device(name)
 
 
 def run_cli(task: Callable[[DictConfig], T], cfg: DictConfig) -> T:
