@@ -531,3 +531,17 @@ def test_hydra_configs_instantiate(tmp_path, name, cls, shape):
     dm = instantiate(cfg.data)
     assert type(dm) is cls and dm.image_shape == shape and dm.seed == 7
     assert getattr(dm, "root", tmp_path) == tmp_path
+
+
+def test_celeba64_dcgan_preset_trains_on_a_faces_folder(compose_cfg, tmp_path):
+    from ganforge.train import train
+
+    make_celeba(tmp_path, n=8, partition=False)
+    faces = tmp_path / "celeba/img_align_celeba"
+    cfg = compose_cfg(
+        "experiment=celeba64_dcgan", f"data.path={faces}", "data.batch_size=4", "trainer.max_steps=2"
+    )
+    assert cfg.model.generator._target_.endswith("DCGANGenerator") and cfg.model.optimizer_g.lr == 2e-4
+    result = train(cfg)
+    assert result["trainer"].global_step == 2
+    assert result["model"].sample().shape == (64, 3, 64, 64)

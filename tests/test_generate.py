@@ -3,7 +3,6 @@ progress bar's throughput arithmetic."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from ganforge.callbacks.progress import (
     progress_bar,
 )
 from ganforge.errors import ConfigError
-from ganforge.generate import generate, generator_kwargs, interpolation_latents
+from ganforge.generate import find_ffmpeg, generate, generator_kwargs, interpolation_latents
 from ganforge.models.stylegan import StyleGANGenerator
 from ganforge.train import CONFIG_DIR, train
 
@@ -100,8 +99,17 @@ def test_grid_per_image_interpolation_and_determinism(ckpts, tmp_path) -> None:
     assert len(frames) == 4 * 3  # 4 keyframes (closed loop) x 3 steps
     gif = Image.open(tmp_path / "a/grid_interp.gif")
     assert gif.n_frames == 12 and gif.size == (4 * 30 + 2, 32)  # 4 parallel walks per frame
-    if shutil.which("ffmpeg") is None:
-        assert "MP4 skipped" in proc.stdout + proc.stderr and not (tmp_path / "a/grid_interp.mp4").exists()
+    mp4 = tmp_path / "a/grid_interp.mp4"
+    if find_ffmpeg() is None:
+        assert "MP4 skipped" in proc.stdout + proc.stderr and not mp4.exists()
+    else:  # the dev extra installs ganforge[video]: decode what was written
+        import imageio_ffmpeg
+
+        assert imageio_ffmpeg.count_frames_and_secs(str(mp4))[0] == 12
+        reader = imageio_ffmpeg.read_frames(str(mp4))
+        meta = next(reader)
+        assert meta["size"] == (4 * 30 + 2, 32) and meta["codec"] == "h264"
+        reader.close()
 
     same = _generate(tmp_path, *common, f"out={tmp_path / 'b.png'}")
     other = _generate(tmp_path, *common, f"out={tmp_path / 'c.png'}", "seed=1")
@@ -211,6 +219,17 @@ def test_progress_bar_metrics_and_factory() -> None:
     assert isinstance(progress_bar(mode="log"), LogProgressBar)
     with pytest.raises(ConfigError, match="auto, rich or log"):
         progress_bar(mode="fancy")
+
+
+def test_rich_bar_reads_losses_only_at_logging_steps() -> None:
+    """Reading a CUDA loss is a GPU sync: the bar refreshes every step but reads losses every N."""
+    bar = GANRichProgressBar(every_n_steps=10)
+    trainer = SimpleNamespace(global_step=10, max_steps=100, callback_metrics={"loss/d": torch.tensor(0.5)})
+    assert bar.get_metrics(trainer, None) == {"step": "10", "D": "0.500"}
+    trainer.global_step, trainer.callback_metrics = 11, {"loss/d": torch.tensor(0.7)}
+    assert bar.get_metrics(trainer, None) == {"step": "11", "D": "0.500"}  # not read again
+    trainer.global_step = 20
+    assert bar.get_metrics(trainer, None) == {"step": "20", "D": "0.700"}
 
 
 @pytest.mark.usefixtures("fashion_mnist_available")

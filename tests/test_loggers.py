@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,17 @@ def test_wandb_offline_run_holds_logged_keys_and_images(no_wandb_credentials, co
     for r in grids:
         (name,) = r["samples/filenames"]
         assert (runs[0] / "files" / name).is_file()
+
+
+def test_wandb_logs_each_checkpoint_as_an_artifact(no_wandb_credentials, compose_cfg, tmp_path) -> None:
+    train(compose_cfg("logger=wandb", "logger.wandb.log_model=all", "trainer.max_steps=4"))
+    (run_file,) = (tmp_path / "run/wandb").glob("offline-run-*/run-*.wandb")
+    artifacts = [r.artifact for r in records(wait_for_exit_record(run_file)) if r.HasField("artifact")]
+    assert artifacts and {a.type for a in artifacts} == {"model"}
+    names = {json.loads(a.metadata)["original_filename"] for a in artifacts}
+    assert {"step_0000002.ckpt", "step_0000004.ckpt"} <= names  # each checkpoint, as it was written
+    (entry,) = artifacts[-1].manifest.contents
+    assert entry.path == "model.ckpt" and entry.size > 0
 
 
 def test_tensorboard_gets_scalars_and_images(compose_cfg, tmp_path) -> None:

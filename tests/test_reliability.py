@@ -39,16 +39,26 @@ def _assert_same_weights(a: Path, b: Path) -> None:
 
 
 # -- SIGTERM / preemption ---------------------------------------------------------------------------
-def test_sigterm_saves_last_ckpt_and_resume_is_exact(compose_cfg, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("workers", "group"),
+    [(0, False), (2, True)],
+    ids=["main-process", "process-group-with-dataloader-workers"],
+)
+def test_sigterm_saves_last_ckpt_and_resume_is_exact(
+    compose_cfg, tmp_path, workers: int, group: bool
+) -> None:
+    """``group``: SIGTERM goes to every process of the job, data workers included, as SLURM sends it."""
     run = tmp_path / "preempted"
     overrides = [*tiny_overrides(run), *FAST, "trainer.max_steps=100000", f"hydra.run.dir={run}"]
     overrides += ["callbacks.model_checkpoint.every_n_train_steps=1000"]  # last.ckpt comes from SIGTERM only
+    overrides += [f"data.num_workers={workers}"]
     proc = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "train.py"), *overrides],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=group,
     )
     try:
         deadline = time.monotonic() + 120
@@ -58,7 +68,10 @@ def test_sigterm_saves_last_ckpt_and_resume_is_exact(compose_cfg, tmp_path) -> N
             assert proc.poll() is None, proc.stdout.read()[-3000:]
             assert time.monotonic() < deadline, "training did not start"
             time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -111,6 +124,16 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(compose_cfg, tmp_path
     good = load_checkpoint(ckpts / "last.ckpt")
     assert good["global_step"] == 4
     assert all(torch.isfinite(v).all() for v in good["state_dict"].values() if v.is_floating_point())
+
+
+def test_nan_check_read_back_later_still_names_the_first_bad_step(compose_cfg, tmp_path, nan_at_step) -> None:
+    """every_n_steps=100: no GPU sync between checkpoints, yet the step-6 checkpoint is never written."""
+    nan_at_step(5)
+    with pytest.raises(NonFiniteError, match=r"loss/d=nan.* at step 5 \(found at step 6\)"):
+        train(compose_cfg(*FAST, "trainer.max_steps=8", "callbacks.non_finite_guard.every_n_steps=100"))
+    ckpts = tmp_path / "run/checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt", "step_0000002.ckpt", "step_0000004.ckpt"]
+    assert load_checkpoint(ckpts / "last.ckpt")["global_step"] == 4
 
 
 def test_nan_message_names_every_non_finite_value(compose_cfg, nan_at_step) -> None:

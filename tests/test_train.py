@@ -124,3 +124,14 @@ def test_gradient_clipping_bounds_the_update(compose_cfg, monkeypatch) -> None:
         for net in ("D.", "G."):
             delta = torch.cat([(params[n] - before[n]).flatten() for n in before if n.startswith(net)])
             assert bool(delta.norm() <= 1e-3 * 1.001) == bounded, (net, clip, float(delta.norm()))
+
+
+def test_reseed_for_rank_gives_each_rank_its_own_reproducible_stream() -> None:
+    from ganforge.rng import reseed_for_rank
+
+    draws: dict[int, list[torch.Tensor]] = {}
+    for rank in (0, 1, 0):
+        torch.manual_seed(5)  # what seed_everything gives every rank
+        reseed_for_rank(rank)
+        draws.setdefault(rank, []).append(torch.randn(4))
+    assert torch.equal(draws[0][0], draws[0][1]) and not torch.equal(draws[0][0], draws[1][0])

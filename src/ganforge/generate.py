@@ -5,8 +5,8 @@ Loads the EMA generator of a ganforge checkpoint and writes
 - a grid PNG (``out``); conditional models get one row per class (``class=k``: that class only),
 - optionally one PNG per image (``per_image=true``, into ``per_image_dir``),
 - optionally a latent interpolation (``interpolate=N`` steps between each pair of random keyframe
-  latents, a closed loop): numbered PNG frames, an animated GIF and, when ``ffmpeg`` is on the PATH,
-  an MP4 (skipped with a log message otherwise).
+  latents, a closed loop): numbered PNG frames, an animated GIF and, when ``ffmpeg`` is on the PATH
+  or installed with ``ganforge[video]``, an H.264 MP4 (skipped with a log message otherwise).
 
 Everything is deterministic given ``seed``. ``truncation`` is passed as ``truncation_psi`` to
 generators that accept it (StyleGAN); on any other generator it is an error, not a silent no-op.
@@ -119,9 +119,25 @@ def interpolation_latents(keys: torch.Tensor, steps: int, method: str = "slerp")
     return frames
 
 
+def find_ffmpeg() -> str | None:
+    """An ``ffmpeg`` binary: the one on the PATH, else the one the ``imageio-ffmpeg`` wheel ships
+    (``pip install "ganforge[video]"``), else ``None``."""
+    found = shutil.which("ffmpeg")
+    if found is not None:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # the wheel's binary is missing for this platform
+        return None
+
+
 def write_mp4(frames: list[Image.Image], path: Path, fps: int) -> bool:
-    """Encode frames with the ``ffmpeg`` binary; ``False`` (nothing written) when there is none."""
-    ffmpeg = shutil.which("ffmpeg")
+    """Encode frames as H.264 with ``ffmpeg``; ``False`` (nothing written) when there is none."""
+    ffmpeg = find_ffmpeg()
     if ffmpeg is None:
         return False
     w, h = frames[0].size
@@ -160,8 +176,11 @@ def check_options(cfg: DictConfig) -> None:
         raise ConfigError(f"interpolation={cfg.interpolation!r}: choose slerp or lerp")
     if cfg.mp4 not in (True, False, "auto"):
         raise ConfigError(f"mp4={cfg.mp4!r}: choose auto, true or false")
-    if cfg.interpolate and cfg.mp4 is True and shutil.which("ffmpeg") is None:
-        raise ConfigError("mp4=true but no ffmpeg encoder is on the PATH; install ffmpeg or use mp4=auto")
+    if cfg.interpolate and cfg.mp4 is True and find_ffmpeg() is None:
+        raise ConfigError(
+            'mp4=true but no ffmpeg encoder was found: install ffmpeg or pip install "ganforge[video]", '
+            "or use mp4=auto"
+        )
 
 
 def generate(cfg: DictConfig) -> dict[str, Any]:
@@ -255,7 +274,10 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
             elif cfg.mp4 is True:
                 raise ConfigError("mp4=true but ffmpeg could not encode the frames (see the warning above)")
             else:
-                log.info("MP4 skipped: no ffmpeg on the PATH (the GIF and PNG frames were written)")
+                log.info(
+                    "MP4 skipped: no ffmpeg (on the PATH or from ganforge[video]); the GIF and PNG frames "
+                    "were written"
+                )
     print(out)
     return written
 

@@ -24,7 +24,8 @@ def wandb_logger(mode: str = "auto", **kwargs: Any) -> WandbLogger:
     """A ``WandbLogger`` that never prompts.
 
     ``mode``: ``online``, ``offline`` (sync later with ``wandb sync <run dir>``) or ``auto``: online when
-    credentials are configured, else offline. Runs write under ``save_dir/wandb``.
+    credentials are configured, else offline. Runs write under ``save_dir/wandb``. ``log_model``
+    (``true`` or ``all``) logs checkpoints as artifacts, offline runs included.
     """
     if mode not in ("auto", "online", "offline"):
         raise ValueError(f"logger.wandb.mode={mode!r}: use auto, online or offline")
@@ -32,4 +33,6 @@ def wandb_logger(mode: str = "auto", **kwargs: Any) -> WandbLogger:
     os.environ.setdefault("WANDB_SILENT", "true")
     if offline:
         os.environ["WANDB_MODE"] = "offline"
-    return WandbLogger(offline=offline, **kwargs)
+    # Lightning refuses log_model with offline=True, but an offline W&B run keeps checkpoint artifacts
+    # and `wandb sync` uploads them: WANDB_MODE above already keeps this run offline.
+    return WandbLogger(offline=offline and not kwargs.get("log_model"), **kwargs)

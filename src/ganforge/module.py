@@ -23,7 +23,7 @@ from ganforge.ema import ema_beta, make_ema, update_ema
 from ganforge.errors import ConfigError
 from ganforge.losses import AdversarialLoss
 from ganforge.regularizers import Regularizer
-from ganforge.rng import get_rng_state, set_rng_state
+from ganforge.rng import get_rng_state, reseed_for_rank, set_rng_state
 
 # The EMA generator is in eval mode on purpose: it is never trained, only averaged.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
@@ -53,6 +53,20 @@ def pack_samples(
         raise ConfigError(f"batch of {n} cannot be split into packs of model.pack={m}; use a multiple")
     x = x.reshape(n // m, m * x.shape[1], *x.shape[2:])
     return x, (labels[::m] if labels is not None else None)
+
+
+def compile_options(compile: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``model.compile`` -> ``torch.compile`` keyword arguments, or ``None`` for eager."""
+    if compile is None or compile is False:
+        return None
+    if compile is True:
+        return {}
+    if isinstance(compile, Mapping):
+        return dict(compile)
+    raise ConfigError(
+        f"model.compile={compile!r}: use false, true or torch.compile arguments, "
+        "e.g. model.compile={mode: max-autotune-no-cudagraphs}"
+    )
 
 
 @torch.no_grad()
@@ -98,6 +112,13 @@ class GANModule(L.LightningModule):
         grad_clip_g, grad_clip_d: clip gradient norms to this value (``None`` = off).
         num_fixed_samples: size of the fixed latent batch used for every sample grid of the run.
         sample_seed: seed of that fixed batch.
+        channels_last: keep image networks and batches in NHWC memory layout (faster convolutions on
+            tensor-core GPUs, especially with bf16).
+        compile: ``torch.compile`` the G and D forward passes of the adversarial losses: ``False``,
+            ``True`` (default mode) or a dict of ``torch.compile`` arguments, e.g.
+            ``{mode: max-autotune-no-cudagraphs}`` or ``{mode: reduce-overhead}`` (CUDA graphs).
+            Penalties that differentiate twice (R1, R2, GP, path length) run the eager networks:
+            compiled graphs do not support double backward.
     """
 
     def __init__(
@@ -119,6 +140,8 @@ class GANModule(L.LightningModule):
         regularizers: Mapping[str, Regularizer] | None = None,
         augment: Augment | None = None,
         pack: int = 1,
+        channels_last: bool = False,
+        compile: bool | Mapping[str, Any] = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -146,6 +169,11 @@ class GANModule(L.LightningModule):
         self.register_buffer("fixed_labels", torch.arange(num_fixed_samples) % max(self.num_classes, 1))
         self.run_config: dict[str, Any] | None = None  # resolved Hydra config, stored in checkpoints
         self._pending_rng: dict[str, Any] | None = None
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self._compile_kwargs = compile_options(compile)
+        # Compiled views of G and D for the loss passes, kept out of the module tree (no state_dict keys).
+        self._fast: dict[str, Callable[..., torch.Tensor]] = {}
+        self.step_losses: dict[str, torch.Tensor] = {}  # this step's loss/d (and loss/g), on the device
 
     @property
     def z_dim(self) -> int:
@@ -155,12 +183,30 @@ class GANModule(L.LightningModule):
     def conditional(self) -> bool:
         return self.num_classes > 0
 
-    def critic(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """What D sees: augmented (DiffAugment/ADA), then packed (PacGAN) samples."""
+    def critic(self, x: torch.Tensor, labels: torch.Tensor | None, eager: bool = False) -> torch.Tensor:
+        """What D sees: augmented (DiffAugment/ADA), then packed (PacGAN) samples.
+
+        ``eager`` bypasses ``torch.compile`` (for penalties that differentiate D's gradient).
+        """
         if self.augment is not None:
             x = self.augment(x)
         x, labels = pack_samples(x, labels, self.pack)
-        return self.D(x, labels)
+        return (self.D if eager else self._fast.get("D", self.D))(x, labels)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Training-time ``G(z, labels)``, compiled when ``compile`` is on."""
+        return self._fast.get("G", self.G)(z, labels)
+
+    def configure_model(self) -> None:
+        """Apply the speed options once the module is on its device (Lightning calls this before fit)."""
+        if self.memory_format is torch.channels_last:
+            for net in (self.G, self.D, self.G_ema):
+                net.to(memory_format=torch.channels_last)
+        if self._compile_kwargs is not None and not self._fast:
+            self._fast = {
+                "G": torch.compile(self.G, **self._compile_kwargs),
+                "D": torch.compile(self.D, **self._compile_kwargs),
+            }
 
     # -- checks before training -----------------------------------------------------------------
     @torch.no_grad()
@@ -250,6 +296,8 @@ class GANModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         data, labels = batch
         real = to_signed_unit(data)
+        if real.ndim == 4:
+            real = real.contiguous(memory_format=self.memory_format)
         labels = labels if self.conditional else None
         n = real.shape[0]
         opt_g, opt_d = self.optimizers()
@@ -260,11 +308,11 @@ class GANModule(L.LightningModule):
 
         # Discriminator update (counted: advances global_step).
         with torch.no_grad():
-            fake = self.G(self._random_z(n), labels)
+            fake = self.generate(self._random_z(n), labels)
         real_logits = self.critic(real, labels)
         fake_logits = self.critic(fake, labels)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
-        critic = lambda x: self.critic(x, labels)  # noqa: E731
+        critic = lambda x: self.critic(x, labels, eager=True)  # noqa: E731
         penalties = self.loss.d_penalties(critic, real, fake)
         for name, reg in self.regularizers.items():
             if reg.target == "d" and reg.due(step):
@@ -282,18 +330,20 @@ class GANModule(L.LightningModule):
             schedulers["d"].step()
         if self.augment is not None:
             self.augment.update(real_logits.detach())
-            logs["augment/p"] = self.augment.p.detach().clone()
+            if log_now:
+                logs["augment/p"] = self.augment.p.detach().clone()
         logs["loss/d"] = d_loss.detach()
         logs.update({f"loss/d_{k}": v.detach() for k, v in penalties.items()})
-        logs["d/real_logit"] = real_logits.detach().mean()
-        logs["d/fake_logit"] = fake_logits.detach().mean()
+        if log_now:
+            logs["d/real_logit"] = real_logits.detach().mean()
+            logs["d/fake_logit"] = fake_logits.detach().mean()
 
         # Generator update (not counted: global_step stays "batches seen").
         if update_g:
             g_step = (step + 1) // self.n_critic - 1
             self.D.requires_grad_(False)
             z = self._random_z(n)
-            fake_logits = self.critic(self.G(z, labels), labels)
+            fake_logits = self.critic(self.generate(z, labels), labels)
             real_for_g = self.critic(real, labels) if self.loss.g_needs_real else None
             g_loss = self.loss.g_loss(fake_logits, real_for_g)
             g_terms = {
@@ -322,19 +372,25 @@ class GANModule(L.LightningModule):
         return bool(self.trainer.loggers) and step % self.trainer.log_every_n_steps == 0
 
     def _log_step(self, logs: dict[str, torch.Tensor], histograms: dict[str, torch.Tensor]) -> None:
-        """Send this step's values to the loggers every ``log_every_n_steps`` steps.
+        """Keep this step's losses on the device; send values to the loggers every ``log_every_n_steps``.
 
-        Written to the loggers directly because Lightning re-emits the last value of keys not logged
-        in a step, which would plot stale G losses on the steps without a G update.
+        ``step_losses`` (read each step by the NaN guard) never leaves the device. ``callback_metrics``
+        (progress bar, other callbacks) is updated at logging steps and the last step only: Lightning's
+        ``self.log`` costs about a millisecond of Python per call. Values go to the loggers directly
+        because Lightning re-emits the last value of keys not logged in a step, which would plot
+        stale G losses on the steps without a G update.
         """
-        self.log_dict({k: logs[k] for k in ("loss/d", "loss/g") if k in logs}, prog_bar=True, logger=False)
+        self.step_losses = {k: logs[k] for k in ("loss/d", "loss/g") if k in logs}
         step = self.global_step
+        trainer = self.trainer
+        if step % trainer.log_every_n_steps == 0 or (trainer.max_steps > 0 and step >= trainer.max_steps):
+            self.log_dict(self.step_losses, prog_bar=True, logger=False)
         if not self._log_due(step):
             return
         metrics = {k: float(v) for k, v in logs.items()}
-        for name, opt in zip(("g", "d"), self.trainer.optimizers, strict=True):
+        for name, opt in zip(("g", "d"), trainer.optimizers, strict=True):
             metrics[f"lr/{name}"] = opt.param_groups[0]["lr"]
-        for logger in self.trainer.loggers:
+        for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)
             log_histograms(logger, histograms, step)
             logger.save()
@@ -346,17 +402,47 @@ class GANModule(L.LightningModule):
 
     # -- exact resume ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["ganforge"] = {"version": __version__, "config": self.run_config, "rng": get_rng_state()}
+        # Called on every rank (Lightning then writes rank 0's dict): each rank's streams are kept.
+        rng = get_rng_state()
+        checkpoint["ganforge"] = {
+            "version": __version__,
+            "config": self.run_config,
+            "rng": rng,
+            "rng_per_rank": self._gather(rng),
+        }
+
+    def _gather(self, obj: Any) -> list[Any]:
+        """``obj`` of every rank, in rank order (``[obj]`` outside data-parallel runs)."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1 or not torch.distributed.is_initialized():
+            return [obj]
+        out: list[Any] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(out, obj)
+        return out
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restored at the first batch, after Lightning has finished its own set-up draws.
-        self._pending_rng = checkpoint.get("ganforge", {}).get("rng")
+        saved = checkpoint.get("ganforge", {})
+        self._pending_rng = saved.get("rng_per_rank") or ([saved["rng"]] if "rng" in saved else None)
+
+    def on_train_start(self) -> None:
+        if self._pending_rng is None and self.trainer.world_size > 1:
+            reseed_for_rank(self.trainer.global_rank)  # a fresh data-parallel run
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self._pending_rng is None:
             return
-        state, self._pending_rng = self._pending_rng, None
-        set_rng_state(state)
-        if self.trainer.world_size > 1:
-            # One state was saved (rank 0's); give every rank its own stream again, deterministically.
-            torch.manual_seed(int(torch.randint(2**62, ())) + self.trainer.global_rank)
+        states, self._pending_rng = self._pending_rng, None
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        if len(states) == world:
+            set_rng_state(states[rank])  # each rank continues its own streams exactly
+            return
+        # Saved with another number of processes: continue deterministically from rank 0's streams.
+        warnings.warn(
+            f"the checkpoint holds random states of {len(states)} process(es) but this run has {world}: "
+            "training continues deterministically, but not as the uninterrupted run would have",
+            stacklevel=1,
+        )
+        set_rng_state(states[0])
+        if world > 1:
+            reseed_for_rank(rank)

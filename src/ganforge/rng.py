@@ -28,6 +28,19 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
+def reseed_for_rank(rank: int) -> int:
+    """Give this data-parallel rank its own random stream, derived from the (shared) current one.
+
+    Every rank starts from the same seed (identical initial weights); without this they would also
+    draw identical latents, so N GPUs would train on N copies of one fake batch.
+    """
+    seed = (int(torch.randint(2**62, ())) + rank * 1_000_003) % 2**63  # same draw on every rank
+    torch.manual_seed(seed)  # CPU and every CUDA device
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    return seed
+
+
 @contextlib.contextmanager
 def preserved_rng() -> Iterator[None]:
     """Whatever runs inside (evaluation, sampling) leaves the training randomness exactly as it was."""

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from ganforge.callbacks.checkpoint import AtomicCheckpointIO
 from ganforge.checkpoint import load_checkpoint
 from ganforge.errors import GanforgeError
+from ganforge.precision import set_tf32
 from ganforge.utils import instantiate, instantiate_dict, run_cli, save_resolved_config
 
 log = logging.getLogger("ganforge")
@@ -42,6 +43,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("tf32") is not None:
+        set_tf32(bool(cfg.tf32))
 
     datamodule = instantiate(cfg.data)
     callbacks = instantiate_dict(cfg.get("callbacks"), "callback")

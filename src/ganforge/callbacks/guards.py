@@ -39,59 +39,102 @@ class NonFiniteGuard(L.Callback):
         check_weights: also check the parameters of G and D (one fused norm per network and step);
             catches a step whose loss was finite but whose update was not.
         max_rollbacks: rollbacks allowed in one run.
+        every_n_steps: read the checks back every this many steps. Every step is still checked, on the
+            device, and the first non-finite step is the one reported; reading back less often keeps
+            the GPU queue full. Steps with a checkpoint, sample grid or metric, the last step and a
+            SIGTERM are always read back at once, so a non-finite state is never written.
     """
 
-    def __init__(self, action: str = "stop", check_weights: bool = True, max_rollbacks: int = 3) -> None:
+    def __init__(
+        self,
+        action: str = "stop",
+        check_weights: bool = True,
+        max_rollbacks: int = 3,
+        every_n_steps: int = 1,
+    ) -> None:
         if action not in ("stop", "rollback"):
             raise ConfigError(f"callbacks.non_finite_guard.action={action!r} must be 'stop' or 'rollback'")
         if max_rollbacks < 0:
             raise ConfigError(f"callbacks.non_finite_guard.max_rollbacks={max_rollbacks} must be >= 0")
+        if every_n_steps < 1:
+            raise ConfigError(f"callbacks.non_finite_guard.every_n_steps={every_n_steps} must be >= 1")
         self.action = action
         self.check_weights = check_weights
         self.max_rollbacks = max_rollbacks
+        self.every_n_steps = every_n_steps
         self.rollbacks = 0
+        self._pending: _Pending | None = None
 
     # -- checks -------------------------------------------------------------------------------------
-    def _bad_values(self, trainer: L.Trainer, pl_module: L.LightningModule) -> list[str]:
-        """Names of this step's non-finite values; one device-to-host transfer for all checks."""
-        step = trainer.global_step
-        n_critic = int(getattr(pl_module, "n_critic", 1) or 1)
-        metrics = trainer.callback_metrics
-        names: list[str] = []
+    def _step_values(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> tuple[list[str], torch.Tensor]:
+        """This step's checked values in fixed slots (names, one device tensor); stays on the device.
+
+        A value not produced this step (``loss/g`` between G updates) is a finite 0 in its slot.
+        """
+        # GANModule keeps this step's losses (loss/g on G-update steps only); other modules: what they log
+        losses = getattr(pl_module, "step_losses", None)
+        if losses is None:
+            losses = trainer.callback_metrics
+        device = pl_module.device
+        names: list[str] = list(LOSS_KEYS)
         values: list[torch.Tensor] = []
         for key in LOSS_KEYS:
-            # loss/g is only logged on G-update steps; between them callback_metrics holds the old value.
-            if key in metrics and not (key == "loss/g" and step % n_critic):
-                names.append(key)
-                values.append(torch.as_tensor(metrics[key]).detach().reshape(()).float())
+            value = torch.as_tensor(losses[key]).detach().reshape(()) if key in losses else torch.zeros(())
+            values.append(value.float().to(device))
         if self.check_weights:
             for name in ("G", "D"):
                 net = getattr(pl_module, name, None)
                 params = [p.detach() for p in net.parameters()] if isinstance(net, torch.nn.Module) else []
                 if params:
                     names.append(f"weights of {name}")
-                    values.append(_norm(params))
-        if not values:
-            return []
-        device = values[-1].device
-        flat = torch.stack([v.to(device) for v in values]).cpu().tolist()
-        return [
-            name if name.startswith("weights") else f"{name}={value}"
-            for name, value in zip(names, flat, strict=True)
-            if not math.isfinite(value)
-        ]
+                    values.append(_norm(params).to(device))
+        return names, torch.stack(values)
+
+    def _sync_due(self, trainer: L.Trainer) -> bool:
+        """Steps whose state may be written or stopped on must be checked now, not later."""
+        step = trainer.global_step
+        if self.every_n_steps == 1 or trainer.world_size > 1 or trainer.received_sigterm:
+            return True  # under DDP Lightning syncs every step anyway (SIGTERM broadcast)
+        if step % self.every_n_steps == 0 or (trainer.max_steps > 0 and step >= trainer.max_steps):
+            return True
+        for callback in trainer.callbacks:
+            every = getattr(callback, "every_n_steps", None) or getattr(
+                callback, "_every_n_train_steps", None
+            )
+            if isinstance(every, int) and every > 0 and step % every == 0 and callback is not self:
+                return True  # a checkpoint, sample grid or metric of this step
+        return False
+
+    def _bad_values(self, trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[int, list[str]]:
+        """Accumulate this step's check on the device; at sync points, the first bad step and its values.
+
+        Between sync points nothing leaves the GPU, so the check never stalls the CUDA queue.
+        """
+        names, values = self._step_values(trainer, pl_module)
+        if self._pending is None or self._pending.names != names:
+            self._pending = _Pending(names, values)
+        self._pending.add(trainer.global_step, values)
+        if not self._sync_due(trainer):
+            return trainer.global_step, []
+        pending, self._pending = self._pending, None
+        return pending.resolve()
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        bad = self._bad_values(trainer, pl_module)
+        first_bad, bad = self._bad_values(trainer, pl_module)
         # Under DDP all ranks must take the same decision (losses are per rank; weights are in sync).
         if not trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
             return
-        bad = bad or ["values on another rank"]
         step = trainer.global_step
+        if not bad:
+            bad, first_bad = ["values on another rank"], step
+        what = f"non-finite {', '.join(bad)} at step {first_bad}"
+        if first_bad != step:
+            what += f" (found at step {step})"
         good = last_good_checkpoint(trainer)
-        what = f"non-finite {', '.join(bad)} at step {step}"
         if self.action == "rollback" and good is not None and self.rollbacks < self.max_rollbacks:
             self.rollbacks += 1
             good_step = self._rollback(trainer, pl_module, good, what)
@@ -122,6 +165,30 @@ class NonFiniteGuard(L.Callback):
         for optimizer, opt_state in zip(trainer.optimizers, ckpt["optimizer_states"], strict=True):
             optimizer.load_state_dict(opt_state)
         return int(ckpt.get("global_step", -1))
+
+
+class _Pending:
+    """Checks not yet read back: the first non-finite step and its values, kept on the device."""
+
+    def __init__(self, names: list[str], like: torch.Tensor) -> None:
+        self.names = names
+        self.first_step = torch.full((), -1, dtype=torch.long, device=like.device)
+        self.first_values = torch.zeros_like(like)
+
+    def add(self, step: int, values: torch.Tensor) -> None:
+        new = (self.first_step < 0) & ~torch.isfinite(values).all()
+        self.first_step = torch.where(new, step, self.first_step)
+        self.first_values = torch.where(new, values, self.first_values)
+
+    def resolve(self) -> tuple[int, list[str]]:
+        first = int(self.first_step)  # the one device-to-host transfer
+        if first < 0:
+            return first, []
+        return first, [
+            name if name.startswith("weights") else f"{name}={value}"
+            for name, value in zip(self.names, self.first_values.cpu().tolist(), strict=True)
+            if not math.isfinite(value)
+        ]
 
 
 def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -85,9 +85,20 @@ def gan_metrics(trainer: L.Trainer, throughput: Throughput) -> dict[str, int | s
 class GANRichProgressBar(RichProgressBar):
     """:class:`RichProgressBar` showing step, img/s, D/G losses and the last FID."""
 
-    def __init__(self, refresh_rate: int = 1, leave: bool = False, smoothing: float = 0.3, **kwargs: Any):
+    def __init__(
+        self,
+        refresh_rate: int = 1,
+        leave: bool = False,
+        smoothing: float = 0.3,
+        every_n_steps: int = 50,
+        **kwargs: Any,
+    ):
         super().__init__(refresh_rate=refresh_rate, leave=leave, theme=RichProgressBarTheme(), **kwargs)
         self.throughput = Throughput(smoothing)
+        # Losses reach callback_metrics every logging interval; reading them (a GPU sync) only then
+        # keeps the bar from stalling the CUDA queue at every refresh.
+        self.every_n_steps = max(1, int(every_n_steps))
+        self._shown: tuple[int, dict[str, int | str | float]] | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
@@ -100,7 +111,14 @@ class GANRichProgressBar(RichProgressBar):
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str | float]:
-        return gan_metrics(trainer, self.throughput)
+        step = trainer.global_step
+        if self._shown is None or step % self.every_n_steps == 0 or step == trainer.max_steps:
+            self._shown = (step, gan_metrics(trainer, self.throughput))
+        shown = dict(self._shown[1])
+        shown["step"] = str(step)
+        if self.throughput.value is not None:
+            shown["img/s"] = f"{self.throughput.value:.1f}"
+        return shown
 
     def _get_train_description(self, current_epoch: int) -> str:
         # Step-based GAN runs have max_epochs=-1: Lightning would print "Epoch 0/-2".
@@ -167,7 +185,7 @@ def progress_bar(
     Args:
         enabled: ``${trainer.enable_progress_bar}``; ``False`` gives a no-op callback.
         mode: ``auto`` (Rich on a terminal, log lines otherwise), ``rich`` or ``log``.
-        every_n_steps: interval of the log lines in ``log`` mode.
+        every_n_steps: interval of the log lines in ``log`` mode, and of reading losses in ``rich`` mode.
         refresh_rate, leave: passed to :class:`RichProgressBar`.
         smoothing: weight of the newest step in the img/s moving average.
     """
@@ -180,5 +198,7 @@ def progress_bar(
     if mode == "auto":
         mode = "rich" if sys.stdout.isatty() else "log"
     if mode == "rich":
-        return GANRichProgressBar(refresh_rate=refresh_rate, leave=leave, smoothing=smoothing)
+        return GANRichProgressBar(
+            refresh_rate=refresh_rate, leave=leave, smoothing=smoothing, every_n_steps=every_n_steps
+        )
     return LogProgressBar(every_n_steps=every_n_steps, smoothing=smoothing)

@@ -8,6 +8,7 @@ training device (cheaper transfers, one place for it); see ``ganforge.module.GAN
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -195,6 +196,7 @@ class GANDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             # Own generator: worker seeding must not consume the global RNG (exact resume).
             generator=torch.Generator().manual_seed(self.seed),
+            worker_init_fn=ignore_sigterm if self.num_workers > 0 else None,
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
@@ -207,6 +209,15 @@ class GANDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.consumed_batches = int(state["consumed_batches"])
+
+
+def ignore_sigterm(worker_id: int) -> None:
+    """Data workers survive a SIGTERM sent to the whole job (SLURM preemption, ``kill -- -PGID``).
+
+    The main process then finishes its step and writes ``last.ckpt`` before it shuts the workers down
+    itself; killed workers would crash the run instead, with no checkpoint.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class LocalDataModule(GANDataModule):

@@ -25,14 +25,12 @@ its penultimate layer serves FID/KID and its logits IS, for data Inception was n
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import io
 import logging
 import os
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,7 @@ from torch import nn
 
 from ganforge.data.base import convert_channels, resize_uint8
 from ganforge.errors import ConfigError, GanforgeError
+from ganforge.precision import exact_fp32
 
 log = logging.getLogger("ganforge")
 
@@ -59,27 +58,6 @@ class InceptionWeightsNotFoundError(GanforgeError):
 
 class NoLogitsError(GanforgeError):
     """Inception Score asked of a network without class logits."""
-
-
-@contextlib.contextmanager
-def exact_fp32(device: torch.device) -> Iterator[None]:
-    """Full-fp32 convolutions and matmuls on CUDA (no TF32), as the reference numbers were computed."""
-    if device.type != "cuda":
-        yield
-        return
-    cudnn, mm = torch.backends.cudnn, torch.backends.cuda.matmul
-    new_api = hasattr(getattr(cudnn, "conv", None), "fp32_precision")  # torch >= 2.9; do not mix the two
-    owners, attr, value = (
-        ((cudnn.conv, mm), "fp32_precision", "ieee") if new_api else ((cudnn, mm), "allow_tf32", False)
-    )
-    before = [getattr(o, attr) for o in owners]
-    for o in owners:
-        setattr(o, attr, value)
-    try:
-        yield
-    finally:
-        for o, b in zip(owners, before, strict=True):
-            setattr(o, attr, b)
 
 
 class FeatureExtractor(nn.Module):

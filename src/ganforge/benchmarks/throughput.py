@@ -1,0 +1,333 @@
+"""Training throughput: ganforge's Lightning loop against a plain hand-written PyTorch loop.
+
+Both loops train the same networks (built from the same composed Hydra config), with the same
+optimizers, loss (non-saturating), schedule (one D and one G update per batch, fresh latents for
+each) and EMA update, on the same device-resident uint8 batches, in the same process, so the ratio
+isolates what the framework costs: Lightning's loop and hooks, ganforge's logging, the NaN guard
+and progress bar. They alternate for ``--repeats`` rounds and the median of each is reported.
+
+``--mode fp32`` trains in float32 (TF32 tensor cores on CUDA) in both loops; ``--mode fast`` runs
+ganforge with ``speed=fast`` (bf16 autocast, channels_last, fused Adam, torch.compile) and the plain
+loop with the same four settings::
+
+    python -m ganforge.benchmarks.throughput --device cuda --mode fp32 fast     # DCGAN-64, batch 512
+    python -m ganforge.benchmarks.throughput --device cpu --threads 1 --resolution 32 --batch-size 32 \
+        --base-channels 16 --warmup 5 --steps 100 --mode fp32
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch.utils.data import DataLoader, IterableDataset
+
+from ganforge.errors import ConfigError, GanforgeError
+from ganforge.precision import set_tf32
+from ganforge.utils import instantiate, instantiate_dict, pick_device
+
+MODES = ("fp32", "fast")
+POOL = 8  # distinct batches cycled through (same for both loops)
+
+
+class DeviceBatches(IterableDataset):
+    """An endless stream of ``(uint8 images, labels)`` batches that already live on the device.
+
+    Takes data loading out of the comparison: both loops read the very same tensors.
+    """
+
+    def __init__(self, shape: tuple[int, ...], batch_size: int, device: torch.device, seed: int = 0) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.images = torch.randint(0, 256, (POOL, batch_size, *shape), dtype=torch.uint8, generator=g)
+        self.images = self.images.to(device)
+        self.labels = torch.zeros(batch_size, dtype=torch.long, device=device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        i = 0
+        while True:
+            yield self.images[i % POOL], self.labels
+            i += 1
+
+
+def loader(batches: DeviceBatches) -> DataLoader:
+    return DataLoader(batches, batch_size=None, num_workers=0)
+
+
+def compose_config(overrides: Sequence[str], output_dir: Path) -> DictConfig:
+    """The real train config (``model=dcgan`` by default) plus ``overrides``, writing to ``output_dir``."""
+    from ganforge.train import CONFIG_DIR
+
+    base = [
+        "logger=csv",
+        "trainer.enable_model_summary=false",
+        "trainer.enable_progress_bar=true",
+        "callbacks.progress_bar.mode=log",
+        "~callbacks.model_summary",
+        "~callbacks.model_checkpoint",
+        "~callbacks.sample_grid",
+        "model.ema_rampup=null",  # a constant EMA beta, as in the plain loop
+        f"paths.output_dir={output_dir}",
+    ]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name="train", overrides=[*base, *overrides], return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.data_info.num_classes = 0
+    if cfg.loss._target_ != "ganforge.losses.NonSaturatingLoss" or cfg.model.pack != 1:
+        raise ConfigError("the plain loop implements the non-saturating loss without packing only")
+    return cfg
+
+
+def build_module(cfg: DictConfig) -> Any:
+    return instantiate(cfg.model, loss=instantiate(cfg.loss))
+
+
+# -- the ganforge loop ------------------------------------------------------------------------------
+class _Stopwatch(L.Callback):
+    """Times steps ``warmup + 1 .. warmup + steps`` (synchronising the device at both ends)."""
+
+    def __init__(self, warmup: int, steps: int, seed: int | None = None) -> None:
+        self.warmup, self.steps, self.seed = warmup, steps, seed
+        self.seconds = float("nan")
+        self._t0 = 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if batch_idx == 0 and self.seed is not None:
+            torch.manual_seed(self.seed)  # same latents as the plain loop (for the equivalence test)
+        if trainer.global_step == self.warmup:
+            _sync(pl_module.device)
+            self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        if trainer.global_step == self.warmup + self.steps:
+            _sync(pl_module.device)
+            self.seconds = time.perf_counter() - self._t0
+
+
+def run_ganforge(
+    cfg: DictConfig,
+    batches: DeviceBatches,
+    warmup: int,
+    steps: int,
+    module: Any | None = None,
+    seed: int | None = None,
+) -> tuple[float, Any]:
+    """Seconds for ``steps`` timed steps of ``GANModule`` under Lightning with the config's callbacks."""
+    module = module if module is not None else build_module(cfg)
+    watch = _Stopwatch(warmup, steps, seed)
+    callbacks = [*instantiate_dict(cfg.get("callbacks"), "callback"), watch]
+    loggers = instantiate_dict(cfg.get("logger"), "logger")
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, max_steps=warmup + steps
+    )
+    trainer.fit(module, train_dataloaders=loader(batches))
+    return watch.seconds, module
+
+
+# -- the plain loop ---------------------------------------------------------------------------------
+def run_plain(
+    cfg: DictConfig,
+    batches: DeviceBatches,
+    warmup: int,
+    steps: int,
+    device: torch.device,
+    fast: bool,
+    init: Any | None = None,
+    seed: int | None = None,
+) -> tuple[float, dict[str, torch.nn.Module]]:
+    """The same training written directly in PyTorch: no framework, no callbacks, no logging."""
+    source = init if init is not None else build_module(cfg)
+    G, D = copy.deepcopy(source.G).to(device), copy.deepcopy(source.D).to(device)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_g = instantiate(cfg.model.optimizer_g)(params=G.parameters())
+    opt_d = instantiate(cfg.model.optimizer_d)(params=D.parameters())
+    beta = float(cfg.model.ema_beta)
+    layout = torch.channels_last if fast else torch.contiguous_format
+    for net in (G, D, G_ema):
+        net.to(memory_format=layout)
+    g_fwd, d_fwd = (torch.compile(G), torch.compile(D)) if fast else (G, D)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
+    )  # reused: autocast objects are re-entrant
+    z_dim = G.z_dim
+    t0 = float("nan")
+    for step, (images, _) in enumerate(loader(batches)):
+        if step == 0 and seed is not None:
+            torch.manual_seed(seed)
+        if step == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        if step == warmup + steps:
+            break
+        real = images.float().div_(127.5).sub_(1.0).contiguous(memory_format=layout)
+        n = real.shape[0]
+        with autocast:
+            with torch.no_grad():
+                fake = g_fwd(torch.randn(n, z_dim, device=device), None)
+            real_logits, fake_logits = d_fwd(real, None), d_fwd(fake, None)
+            d_loss = (
+                F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                + F.softplus(fake_logits).mean()
+            )
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        D.requires_grad_(False)
+        with autocast:
+            g_loss = F.softplus(-d_fwd(g_fwd(torch.randn(n, z_dim, device=device), None), None)).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        D.requires_grad_(True)
+        opt_g.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - beta)
+            for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
+                b_ema.copy_(b)
+    _sync(device)
+    return time.perf_counter() - t0, {"G": G, "D": D, "G_ema": G_ema}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# -- the benchmark ----------------------------------------------------------------------------------
+def mode_overrides(mode: str, device: torch.device) -> list[str]:
+    trainer = ["trainer=gpu"] if device.type == "cuda" else ["trainer=cpu"]
+    if mode == "fast":
+        return [*trainer, "speed=fast"]
+    if mode == "fp32":
+        return [*trainer, "tf32=true"]
+    raise ConfigError(f"--mode {mode!r}: choose from {', '.join(MODES)}")
+
+
+def benchmark(
+    mode: str,
+    device: torch.device,
+    overrides: Sequence[str],
+    batch_size: int,
+    warmup: int,
+    steps: int,
+    repeats: int,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Alternate plain and ganforge runs ``repeats`` times; images/s of each and their ratio."""
+    with tempfile.TemporaryDirectory(prefix="ganforge-throughput-") as tmp:
+        cfg = compose_config([*mode_overrides(mode, device), *overrides], Path(tmp))
+        set_tf32(bool(cfg.tf32))
+        shape = (int(cfg.data.channels), int(cfg.data.resolution), int(cfg.data.resolution))
+        batches = DeviceBatches(shape, batch_size, device)
+        images = batch_size * steps
+        plain, ours = [], []
+        for r in range(repeats):
+            seconds, _ = run_plain(cfg, batches, warmup, steps, device, fast=mode == "fast")
+            plain.append(images / seconds)
+            seconds, _ = run_ganforge(cfg, batches, warmup, steps)
+            ours.append(images / seconds)
+            log(f"{mode} round {r + 1}/{repeats}: plain {plain[-1]:,.0f}, ganforge {ours[-1]:,.0f} img/s")
+        resolved = OmegaConf.to_container(cfg.model, resolve=True)
+    p, g = statistics.median(plain), statistics.median(ours)
+    return {
+        "mode": mode,
+        "plain_img_per_s": p,
+        "ganforge_img_per_s": g,
+        "ratio": g / p,
+        "plain_runs": plain,
+        "ganforge_runs": ours,
+        "model": resolved["generator"]["_target_"],
+        "precision": str(cfg.trainer.precision),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ganforge.benchmarks.throughput",
+        description="Training images/s of ganforge vs a plain PyTorch loop of the same model.",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    parser.add_argument("--mode", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--base-channels", type=int, default=None, help="DCGAN width (default: config's)")
+    parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (compilation, autotune)")
+    parser.add_argument("--steps", type=int, default=200, help="timed steps per run")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds; medians are reported")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    parser.add_argument(
+        "overrides", nargs="*", help="more Hydra overrides, e.g. model.discriminator.batch_norm=false"
+    )
+    args = parser.parse_args(argv)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("ganforge").setLevel(logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        device = pick_device(args.device)
+        if min(args.steps, args.repeats, args.batch_size) < 1 or args.warmup < 0:
+            raise ConfigError("--steps, --repeats and --batch-size must be >= 1, --warmup >= 0")
+        overrides = [
+            f"data.resolution={args.resolution}",
+            f"data.channels={args.channels}",
+            f"data.batch_size={args.batch_size}",
+            *(
+                [f"model.generator.base_channels={args.base_channels}",
+                 f"model.discriminator.base_channels={args.base_channels}"]
+                if args.base_channels else []
+            ),
+            *args.overrides,
+        ]  # fmt: skip
+        results = [
+            benchmark(m, device, overrides, args.batch_size, args.warmup, args.steps, args.repeats)
+            for m in args.mode
+        ]
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"\n{name}, {args.resolution}px, batch {args.batch_size}, {args.steps} timed steps, median of "
+          f"{args.repeats}:")  # fmt: skip
+    print("| mode | plain img/s | ganforge img/s | ganforge / plain |\n|---|---|---|---|")
+    for r in results:
+        plain, ours = f"{r['plain_img_per_s']:,.0f}", f"{r['ganforge_img_per_s']:,.0f}"
+        print(f"| {r['mode']} | {plain} | {ours} | {r['ratio']:.3f} |")
+    report = {
+        "command": "python -m ganforge.benchmarks.throughput "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "device": name,
+        "torch": torch.__version__,
+        "results": results,
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
