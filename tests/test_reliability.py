@@ -209,3 +209,44 @@ def test_truncated_checkpoint_fails_clearly_before_training(compose_cfg, tmp_pat
     truncated.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         train(compose_cfg(*FAST, "trainer.max_steps=4", f"ckpt_path={truncated}", output_dir=tmp_path / "r"))
+
+
+def test_sigterm_under_ddp_saves_a_checkpoint_every_rank_resumes_from(tmp_path) -> None:
+    """SIGTERM to the whole 2-process job: both ranks stop after the same step, rank 0 writes last.ckpt
+    holding both ranks' random states, and the job exits with 143."""
+    run = tmp_path / "ddp"
+    overrides = [
+        *tiny_overrides(run),
+        *FAST,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.sync_batchnorm=false",
+        "trainer.max_steps=100000",
+        "callbacks.model_checkpoint.every_n_train_steps=1000",
+        f"hydra.run.dir={run}",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "train.py"), *overrides],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        metrics = run / "csv/version_0/metrics.csv"
+        while not (metrics.is_file() and len(metrics.read_text().splitlines()) > 5):
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == EXIT_PREEMPTED, output[-3000:]
+    ckpt = load_checkpoint(run / "checkpoints/last.ckpt")
+    assert ckpt["global_step"] >= 5
+    assert len(ckpt["ganforge"]["rng_per_rank"]) == 2
