@@ -39,6 +39,40 @@ def _assert_same_weights(a: Path, b: Path) -> None:
 
 
 # -- SIGTERM / preemption ---------------------------------------------------------------------------
+def preempt(overrides: list[str], run: Path, group: bool) -> tuple[int, str]:
+    """Start ``train.py``, wait for a few logged steps, send SIGTERM; (exit status, output).
+
+    ``group``: to every process of the job (data workers, DDP ranks), as SLURM sends it.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "train.py"), *overrides],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=group,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        metrics = run / "csv/version_0/metrics.csv"
+        # A few logged steps (one CSV row each), then preempt.
+        while not (metrics.is_file() and len(metrics.read_text().splitlines()) > 5):
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None and group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        elif proc.poll() is None:
+            proc.kill()
+    return proc.returncode, output
+
+
 @pytest.mark.parametrize(
     ("workers", "group"),
     [(0, False), (2, True)],
@@ -52,31 +86,8 @@ def test_sigterm_saves_last_ckpt_and_resume_is_exact(
     overrides = [*tiny_overrides(run), *FAST, "trainer.max_steps=100000", f"hydra.run.dir={run}"]
     overrides += ["callbacks.model_checkpoint.every_n_train_steps=1000"]  # last.ckpt comes from SIGTERM only
     overrides += [f"data.num_workers={workers}"]
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "train.py"), *overrides],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=group,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        metrics = run / "csv/version_0/metrics.csv"
-        # A few logged steps (one CSV row each), then preempt.
-        while not (metrics.is_file() and len(metrics.read_text().splitlines()) > 5):
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "training did not start"
-            time.sleep(0.2)
-        if group:
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
-            proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == EXIT_PREEMPTED, output[-3000:]
+    returncode, output = preempt(overrides, run, group)
+    assert returncode == EXIT_PREEMPTED, output[-3000:]
     assert "Received SIGTERM: stopped after step" in output
     last = run / "checkpoints/last.ckpt"
     stopped_at = load_checkpoint(last)["global_step"]
@@ -226,27 +237,8 @@ def test_sigterm_under_ddp_saves_a_checkpoint_every_rank_resumes_from(tmp_path) 
         "callbacks.model_checkpoint.every_n_train_steps=1000",
         f"hydra.run.dir={run}",
     ]
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "train.py"), *overrides],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        metrics = run / "csv/version_0/metrics.csv"
-        while not (metrics.is_file() and len(metrics.read_text().splitlines()) > 5):
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "training did not start"
-            time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGTERM)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == EXIT_PREEMPTED, output[-3000:]
+    returncode, output = preempt(overrides, run, group=True)
+    assert returncode == EXIT_PREEMPTED, output[-3000:]
     ckpt = load_checkpoint(run / "checkpoints/last.ckpt")
     assert ckpt["global_step"] >= 5
     assert len(ckpt["ganforge"]["rng_per_rank"]) == 2
