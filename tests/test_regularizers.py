@@ -45,6 +45,22 @@ def test_lazy_interval_scales_weight_and_skips_steps() -> None:
         GradientPenalty(weight=-1)
 
 
+@pytest.mark.usefixtures("fashion_mnist_available")
+def test_decaying_weight_follows_a_cosine_into_training(compose_cfg, tmp_path, monkeypatch) -> None:
+    from .test_train import logged
+
+    cosine = [1.0, 0.8682, 0.55, 0.2318, 0.1, 0.1]  # 1 -> 0.1 over 4 steps, then constant
+    r1 = R1(weight=1.0, final_weight=0.1, decay_steps=4)
+    assert [r1.weight_at(step) for step in range(6)] == pytest.approx(cosine, abs=1e-4)
+    with pytest.raises(ConfigError, match="both final_weight and decay_steps"):
+        R1(weight=1.0, final_weight=0.1)
+    # A penalty of exactly 1 makes the logged term the weight the trainer used at each step.
+    monkeypatch.setattr(R1, "d_penalty", lambda self, critic, real, fake: torch.tensor(1.0))
+    decay = ["final_weight=0.1", "decay_steps=4", "weight=1.0", "interval=1"]
+    train(compose_cfg("reg=r1", *(f"model.regularizers.r1.{o}" for o in decay), "trainer.max_steps=6"))
+    assert logged(tmp_path / "run")["loss/d_r1"] == pytest.approx(cosine, abs=1e-4)
+
+
 def test_pack_concatenates_consecutive_samples_on_channels() -> None:
     x = torch.arange(4 * 2 * 3 * 3, dtype=torch.float).view(4, 2, 3, 3)
     labels = torch.tensor([7, 8, 9, 10])

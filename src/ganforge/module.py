@@ -316,7 +316,7 @@ class GANModule(L.LightningModule):
         penalties = self.loss.d_penalties(critic, real, fake)
         for name, reg in self.regularizers.items():
             if reg.target == "d" and reg.due(step):
-                penalties[name] = reg.scale() * reg.d_penalty(critic, real, fake)
+                penalties[name] = reg.scale(step) * reg.d_penalty(critic, real, fake)
         d_total = d_loss + sum(penalties.values())
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_total)
@@ -347,7 +347,7 @@ class GANModule(L.LightningModule):
             real_for_g = self.critic(real, labels) if self.loss.g_needs_real else None
             g_loss = self.loss.g_loss(fake_logits, real_for_g)
             g_terms = {
-                name: reg.scale() * reg.g_penalty(self, z, labels)
+                name: reg.scale(g_step) * reg.g_penalty(self, z, labels)
                 for name, reg in self.regularizers.items()
                 if reg.target == "g" and reg.due(g_step)
             }

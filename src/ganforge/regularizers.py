@@ -6,6 +6,7 @@ multiplied by ``interval`` so the average strength does not depend on how often 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -23,20 +24,44 @@ class Regularizer(nn.Module):
 
     target = "d"
 
-    def __init__(self, weight: float, interval: int = 1) -> None:
+    def __init__(
+        self,
+        weight: float,
+        interval: int = 1,
+        final_weight: float | None = None,
+        decay_steps: int | None = None,
+    ) -> None:
         super().__init__()
-        if weight < 0:
-            raise ConfigError(f"regularizer weight={weight} must be >= 0")
+        if weight < 0 or (final_weight is not None and final_weight < 0):
+            raise ConfigError(f"regularizer weight={weight}, final_weight={final_weight} must be >= 0")
         if interval < 1:
             raise ConfigError(f"regularizer interval={interval} must be >= 1")
+        if (final_weight is None) != (decay_steps is None) or (decay_steps is not None and decay_steps < 1):
+            raise ConfigError(
+                "regularizer decay: give both final_weight and decay_steps (>= 1), or neither "
+                f"(got final_weight={final_weight}, decay_steps={decay_steps})"
+            )
         self.weight = weight
         self.interval = interval
+        self.final_weight = final_weight
+        self.decay_steps = decay_steps
+
+    def weight_at(self, count: int) -> float:
+        """The weight at step ``count``: constant, or cosine from ``weight`` to ``final_weight``.
+
+        A strong penalty early keeps D smooth while G spreads over the modes; decaying it lets D
+        resolve fine detail later (R3GAN, Huang et al. 2024, decays its R1/R2 gamma this way).
+        """
+        if self.final_weight is None or self.decay_steps is None:
+            return self.weight
+        t = min(count / self.decay_steps, 1.0)
+        return self.final_weight + (self.weight - self.final_weight) * 0.5 * (1.0 + math.cos(math.pi * t))
 
     def due(self, count: int) -> bool:
-        return self.weight > 0 and count % self.interval == 0
+        return self.weight_at(count) > 0 and count % self.interval == 0
 
-    def scale(self) -> float:
-        return self.weight * self.interval
+    def scale(self, count: int = 0) -> float:
+        return self.weight_at(count) * self.interval
 
     def d_penalty(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
