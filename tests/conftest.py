@@ -6,12 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from ganforge.train import CONFIG_DIR
+from ganforge.train import compose_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -42,19 +39,9 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """``compose_cfg("model=mlp_gan", ...)``: the real train config with tiny-run overrides."""
 
     def _compose(*overrides: str, output_dir: Path | None = None) -> DictConfig:
-        out = output_dir or tmp_path / "run"
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(
-                config_name="train", overrides=[*tiny_overrides(out), *overrides], return_hydra_config=True
-            )
-        HydraConfig().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        return cfg
+        return compose_config([*tiny_overrides(output_dir or tmp_path / "run"), *overrides])
 
-    yield _compose
-    GlobalHydra.instance().clear()
+    return _compose
 
 
 @pytest.fixture

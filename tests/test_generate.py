@@ -10,11 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback, ProgressBar
-from omegaconf import open_dict
 from PIL import Image
 
 from ganforge.callbacks.progress import (
@@ -29,7 +25,7 @@ from ganforge.callbacks.progress import (
 from ganforge.errors import ConfigError
 from ganforge.generate import find_ffmpeg, generate, generator_kwargs, interpolation_latents
 from ganforge.models.stylegan import StyleGANGenerator
-from ganforge.train import CONFIG_DIR, train
+from ganforge.train import compose_config, train
 
 from .conftest import FASHION_MNIST_DIR, REPO_ROOT, tiny_overrides
 
@@ -47,17 +43,6 @@ TINY_STYLEGAN = [
 ]
 
 
-def _compose(config_name: str, overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    GlobalHydra.instance().clear()
-    return cfg
-
-
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, Path]:
     """A 2-step DCGAN and a 2-step CGAN checkpoint, trained once for the whole module."""
@@ -67,7 +52,7 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for name, extra in (("dcgan", []), ("cgan", ["model=cgan"]), ("stylegan", TINY_STYLEGAN)):
         run = root / name
-        train(_compose("train", [*tiny_overrides(run), "trainer.max_steps=2", *extra]))
+        train(compose_config([*tiny_overrides(run), "trainer.max_steps=2", *extra]))
         out[name] = run / "checkpoints/last.ckpt"
     return out
 
@@ -82,7 +67,9 @@ def _generate(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def _cfg(tmp_path: Path, *overrides: str):
-    return _compose("generate", [*overrides, f"hydra.run.dir={tmp_path / 'hydra'}"])
+    return compose_config(
+        config_name="generate", overrides=[*overrides, f"hydra.run.dir={tmp_path / 'hydra'}"]
+    )
 
 
 def test_grid_per_image_interpolation_and_determinism(ckpts, tmp_path) -> None:

@@ -18,6 +18,9 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
@@ -95,6 +98,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "datamodule": datamodule,
         "preempted": preempted,
     }
+
+
+def compose_config(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
+    """The config that ``python <config_name>.py <overrides>`` would run, for scripts and tests.
+
+    ``${hydra:...}`` interpolations resolve against this composition; the ``hydra`` node itself is
+    dropped, as ``@hydra.main`` keeps it from the task.
+    """
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def _plugins(trainer_cfg: DictConfig) -> list[Any]:

@@ -30,10 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from ganforge.errors import ConfigError, GanforgeError
 
@@ -121,7 +118,7 @@ def parse_setting(text: str) -> tuple[str, list[str]]:
 # -- one run ----------------------------------------------------------------------------------------
 def compose_config(data: str, overrides: Sequence[str], output_dir: Path) -> DictConfig:
     """The real train config for ``experiment=<data>_pacgan`` plus ``overrides``, run in ``output_dir``."""
-    from ganforge.train import CONFIG_DIR
+    from ganforge.train import compose_config as compose_train
 
     base = [
         f"experiment={data}_pacgan",
@@ -131,16 +128,7 @@ def compose_config(data: str, overrides: Sequence[str], output_dir: Path) -> Dic
         "~callbacks.model_summary",
         f"paths.output_dir={output_dir}",
     ]
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[*base, *overrides], return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
-    HydraConfig().set_config(cfg)  # for ${hydra:...} interpolations
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
+    return compose_train([*base, *overrides])
 
 
 @torch.no_grad()

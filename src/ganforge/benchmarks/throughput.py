@@ -33,9 +33,6 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader, IterableDataset
 
@@ -72,7 +69,7 @@ def loader(batches: DeviceBatches) -> DataLoader:
 
 def compose_config(overrides: Sequence[str], output_dir: Path) -> DictConfig:
     """The real train config (``model=dcgan`` by default) plus ``overrides``, writing to ``output_dir``."""
-    from ganforge.train import CONFIG_DIR
+    from ganforge.train import compose_config as compose_train
 
     base = [
         "logger=csv",
@@ -85,15 +82,8 @@ def compose_config(overrides: Sequence[str], output_dir: Path) -> DictConfig:
         "model.ema_rampup=null",  # a constant EMA beta, as in the plain loop
         f"paths.output_dir={output_dir}",
     ]
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[*base, *overrides], return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
-    HydraConfig().set_config(cfg)
+    cfg = compose_train([*base, *overrides])
     with open_dict(cfg):
-        del cfg["hydra"]
         cfg.data_info.num_classes = 0
     if cfg.loss._target_ != "ganforge.losses.NonSaturatingLoss" or cfg.model.pack != 1:
         raise ConfigError("the plain loop implements the non-saturating loss without packing only")
