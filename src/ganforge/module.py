@@ -168,7 +168,7 @@ class GANModule(L.LightningModule):
         # Conditional models: the fixed grid cycles through the classes (one class per grid column).
         self.register_buffer("fixed_labels", torch.arange(num_fixed_samples) % max(self.num_classes, 1))
         self.run_config: dict[str, Any] | None = None  # resolved Hydra config, stored in checkpoints
-        self._pending_rng: dict[str, Any] | None = None
+        self._pending_rng: list[dict[str, Any]] | None = None  # per rank, until the first batch
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self._compile_kwargs = compile_options(compile)
         # Compiled views of G and D for the loss passes, kept out of the module tree (no state_dict keys).
@@ -403,12 +403,10 @@ class GANModule(L.LightningModule):
     # -- exact resume ---------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Called on every rank (Lightning then writes rank 0's dict): each rank's streams are kept.
-        rng = get_rng_state()
         checkpoint["ganforge"] = {
             "version": __version__,
             "config": self.run_config,
-            "rng": rng,
-            "rng_per_rank": self._gather(rng),
+            "rng_per_rank": self._gather(get_rng_state()),
         }
 
     def _gather(self, obj: Any) -> list[Any]:
@@ -423,6 +421,7 @@ class GANModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restored at the first batch, after Lightning has finished its own set-up draws.
         saved = checkpoint.get("ganforge", {})
+        # "rng": checkpoints of ganforge 0.1 before per-rank states, one process's
         self._pending_rng = saved.get("rng_per_rank") or ([saved["rng"]] if "rng" in saved else None)
 
     def on_train_start(self) -> None:
