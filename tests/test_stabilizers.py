@@ -85,7 +85,16 @@ def test_ada_probability_clamps_to_unit_interval_and_is_restored_from_state() ->
     assert float(ada.p) == 1.0
     restored = ADA()
     restored.load_state_dict(ada.state_dict())
-    assert float(restored.p) == 1.0
+    assert float(restored.p) == 1.0 and restored.p_host == 1.0  # host copy used by forward, no GPU read
+
+    # Mid-interval state: 3 of 4 updates done; the restored copy adjusts after exactly one more.
+    ada = ADA(interval=4, kimg=1.0)
+    for _ in range(3):
+        ada.update(torch.ones(32))
+    restored = ADA(interval=4, kimg=1.0)
+    restored.load_state_dict(ada.state_dict())
+    restored.update(torch.ones(32))
+    assert restored.p_host == pytest.approx(0.128) and float(restored.p) == pytest.approx(0.128)
 
 
 def test_augmentation_rejects_points_and_bad_options() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -22,12 +23,23 @@ from ganforge.errors import ConfigError
 Op = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _refresh_host_copies(module: Augment, incompatible_keys: Any) -> None:
+    module._after_load()
+
+
 class Augment(nn.Module):
     """Base class: identity with probability ``p`` = 0; subclasses override ``forward``."""
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
         self.register_buffer("p", torch.tensor(float(p)))  # saved in checkpoints (exact resume)
+        # A host copy of p for the per-sample coin flips: reading the buffer on a GPU would stall
+        # the CUDA queue at every D pass. Refreshed whenever p changes or a state dict is loaded.
+        self.p_host = float(p)
+        self.register_load_state_dict_post_hook(_refresh_host_copies)
+
+    def _after_load(self) -> None:
+        self.p_host = float(self.p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -169,14 +181,13 @@ class DiffAugment(Augment):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_images(x, "DiffAugment")
-        p = float(self.p)
         for name in self.policy:
             for op in DIFFAUGMENT_OPS[name]:
-                x = apply_with_probability(op, x, p)
+                x = apply_with_probability(op, x, self.p_host)
         return x
 
     def extra_repr(self) -> str:
-        return f"policy={','.join(self.policy)}, p={float(self.p)}"
+        return f"policy={','.join(self.policy)}, p={self.p_host}"
 
 
 class ADA(Augment):
@@ -208,12 +219,16 @@ class ADA(Augment):
         # sum of sign(D(real)), number of D outputs, D updates since the last adjustment
         self.register_buffer("stats", torch.zeros(3, dtype=torch.float64))
         self.register_buffer("rt", torch.tensor(math.nan))  # last r_t, for inspection
+        self.updates_since = 0  # host copy of stats[2]: deciding when to adjust needs no GPU read
+
+    def _after_load(self) -> None:
+        super()._after_load()
+        self.updates_since = int(self.stats[2])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_images(x, "ADA")
-        p = float(self.p)
         for name in self.ops:
-            x = apply_with_probability(ADA_OPS[name], x, p)
+            x = apply_with_probability(ADA_OPS[name], x, self.p_host)
         return x
 
     @torch.no_grad()
@@ -221,8 +236,10 @@ class ADA(Augment):
         self.stats[0] += real_logits.sign().sum()
         self.stats[1] += real_logits.numel()
         self.stats[2] += 1
-        if self.stats[2] < self.interval:
+        self.updates_since += 1
+        if self.updates_since < self.interval:
             return
+        self.updates_since = 0
         stats = self.stats.clone()
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(stats[:2])  # every rank takes the same step from everyone's outputs
@@ -232,7 +249,8 @@ class ADA(Augment):
         direction = float(self.rt) - self.target
         step = (direction > 0) - (direction < 0)
         step *= count / (self.kimg * 1000)
-        self.p.copy_((self.p + step).clamp(0.0, self.max_p))
+        self.p_host = min(max(self.p_host + step, 0.0), self.max_p)
+        self.p.fill_(self.p_host)
 
     def extra_repr(self) -> str:
         return f"ops={','.join(self.ops)}, target={self.target}, interval={self.interval}, kimg={self.kimg}"
