@@ -259,12 +259,9 @@ def test_benchmark_runs_scores_and_writes_json(tmp_path) -> None:
     assert (tmp_path / "a/ring8/pacgan2/seed1/eval_points.png").is_file()
 
     out = tmp_path / "cli"
-    assert (
-        main(
-            ["--data", "grid25", "--pack", "3", "--seeds", "1", "--steps", "2", "--out", str(out), *quick[1:]]
-        )
-        == 0
-    )
+    args = ["--data", "grid25", "--pack", "3", "--first-seed", "4", "--seeds", "1", "--steps", "2"]
+    assert main([*args, "--out", str(out), *quick[1:]]) == 0
     report = json.loads((out / "results.json").read_text())
     run = report["results"]["grid25"]["pacgan3"]["runs"][0]
     assert report["num_samples"] == 2500 and run["steps"] == 2 and sum(run["counts"]) <= 2500
+    assert run["seed"] == 4  # --first-seed: a study can be extended by more seeds later

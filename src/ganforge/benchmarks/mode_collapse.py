@@ -234,7 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--setting", action="append", default=[], metavar="NAME=OVR,...", help="extra setting (repeatable)"
     )
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per setting")
+    parser.add_argument(
+        "--seeds", type=int, default=3, help="seeds per setting: first-seed .. first-seed+N-1"
+    )
+    parser.add_argument("--first-seed", type=int, default=0, help="to add seeds to a study run in parts")
     parser.add_argument("--steps", type=int, default=None, help="D steps per run (default: the experiment's)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (tiny nets: 1 is fastest)")
     parser.add_argument("--out", type=Path, default=None, help="default outputs/mode_collapse/<date_time>")
@@ -246,9 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings[BEST[0]] = BEST[1]
     try:
         settings.update(parse_setting(s) for s in args.setting)
-        if not settings or args.seeds < 1 or min(args.pack, default=1) < 1:
+        if not settings or args.seeds < 1 or args.first_seed < 0 or min(args.pack, default=1) < 1:
             raise ConfigError(
-                "nothing to run: give --pack values >= 1, --best or --setting, and --seeds >= 1"
+                "nothing to run: give --pack values >= 1, --best or --setting, --seeds >= 1 "
+                "and --first-seed >= 0"
             )
         overrides = [*args.overrides, *([f"trainer.max_steps={args.steps}"] if args.steps else [])]
         out = args.out or Path("outputs/mode_collapse") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -257,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
         try:
-            results = run_benchmark(args.data, settings, range(args.seeds), out.resolve(), overrides)
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
+            results = run_benchmark(args.data, settings, seeds, out.resolve(), overrides)
         finally:
             torch.set_num_threads(threads)
     except GanforgeError as e:
