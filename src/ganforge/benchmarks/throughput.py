@@ -124,13 +124,16 @@ def run_ganforge(
     module: Any | None = None,
     seed: int | None = None,
 ) -> tuple[float, Any]:
-    """Seconds for ``steps`` timed steps of ``GANModule`` under Lightning with the config's callbacks."""
+    """Seconds for ``steps`` timed steps of ``GANModule`` under Lightning with the config's callbacks.
+
+    One more step follows the timed ones: the end-of-run work (final log line, checks) is not timed.
+    """
     module = module if module is not None else build_module(cfg)
     watch = _Stopwatch(warmup, steps, seed)
     callbacks = [*instantiate_dict(cfg.get("callbacks"), "callback"), watch]
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, max_steps=warmup + steps
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, max_steps=warmup + steps + 1
     )
     trainer.fit(module, train_dataloaders=loader(batches))
     return watch.seconds, module
@@ -162,7 +165,7 @@ def run_plain(
         torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
     )  # reused: autocast objects are re-entrant
     z_dim = G.z_dim
-    t0 = float("nan")
+    t0 = seconds = float("nan")
     for step, (images, _) in enumerate(loader(batches)):
         if step == 0 and seed is not None:
             torch.manual_seed(seed)
@@ -170,6 +173,9 @@ def run_plain(
             _sync(device)
             t0 = time.perf_counter()
         if step == warmup + steps:
+            _sync(device)
+            seconds = time.perf_counter() - t0
+        if step > warmup + steps:  # one untimed step after the window, as in the Lightning run
             break
         real = images.float().div_(127.5).sub_(1.0).contiguous(memory_format=layout)
         n = real.shape[0]
@@ -196,8 +202,7 @@ def run_plain(
             torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - beta)
             for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
                 b_ema.copy_(b)
-    _sync(device)
-    return time.perf_counter() - t0, {"G": G, "D": D, "G_ema": G_ema}
+    return seconds, {"G": G, "D": D, "G_ema": G_ema}
 
 
 def _sync(device: torch.device) -> None:
