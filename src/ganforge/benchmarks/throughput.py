@@ -234,6 +234,9 @@ def benchmark(
     with tempfile.TemporaryDirectory(prefix="ganforge-throughput-") as tmp:
         cfg = compose_config([*mode_overrides(mode, device), *overrides], Path(tmp))
         set_tf32(bool(cfg.tf32))
+        # The Trainer would switch cuDNN autotuning on only when the first ganforge run starts; set it
+        # for both loops before the first (plain) run.
+        torch.backends.cudnn.benchmark = bool(cfg.trainer.get("benchmark") or False)
         shape = (int(cfg.data.channels), int(cfg.data.resolution), int(cfg.data.resolution))
         batches = DeviceBatches(shape, batch_size, device)
         images = batch_size * steps
