@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader, IterableDataset
 
+from ganforge.ema import update_ema
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.precision import set_tf32
 from ganforge.utils import instantiate, instantiate_dict, pick_device
@@ -198,10 +199,7 @@ def run_plain(
         g_loss.backward()
         D.requires_grad_(True)
         opt_g.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(list(G_ema.parameters()), list(G.parameters()), 1.0 - beta)
-            for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
-                b_ema.copy_(b)
+        update_ema(G_ema, G, beta)  # plain torch ops (lerp of weights, copy of buffers), no framework
     return seconds, {"G": G, "D": D, "G_ema": G_ema}
 
 

@@ -98,7 +98,7 @@ class GANRichProgressBar(RichProgressBar):
         # Losses reach callback_metrics every logging interval; reading them (a GPU sync) only then
         # keeps the bar from stalling the CUDA queue at every refresh.
         self.every_n_steps = max(1, int(every_n_steps))
-        self._shown: tuple[int, dict[str, int | str | float]] | None = None
+        self._shown: dict[str, int | str | float] | None = None  # losses/FID as last read
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_start(trainer, pl_module)
@@ -113,8 +113,8 @@ class GANRichProgressBar(RichProgressBar):
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str | float]:
         step = trainer.global_step
         if self._shown is None or step % self.every_n_steps == 0 or step == trainer.max_steps:
-            self._shown = (step, gan_metrics(trainer, self.throughput))
-        shown = dict(self._shown[1])
+            self._shown = gan_metrics(trainer, self.throughput)
+        shown = dict(self._shown)
         shown["step"] = str(step)
         if self.throughput.value is not None:
             shown["img/s"] = f"{self.throughput.value:.1f}"
