@@ -17,9 +17,11 @@ from ganforge.benchmarks.mode_collapse import format_table, main, mean_sem, mode
 from ganforge.callbacks.samples import scatter_image
 from ganforge.data.gaussians import GaussianMixture2DDataModule
 from ganforge.errors import ConfigError
+from ganforge.losses import NonSaturatingLoss
 from ganforge.models import DCGANDiscriminator, MLPDiscriminator
 from ganforge.models.layers import MinibatchDiscrimination, MinibatchStd
 from ganforge.models.toy import ToyDiscriminator, ToyGenerator
+from ganforge.topk import TopK
 from ganforge.train import train
 
 
@@ -265,3 +267,52 @@ def test_benchmark_runs_scores_and_writes_json(tmp_path) -> None:
     run = report["results"]["grid25"]["pacgan3"]["runs"][0]
     assert report["num_samples"] == 2500 and run["steps"] == 2 and sum(run["counts"]) <= 2500
     assert run["seed"] == 4  # --first-seed: a study can be extended by more seeds later
+
+
+# -- top-k G updates -------------------------------------------------------------------------------
+def test_top_k_schedule_and_selection() -> None:
+    top_k = TopK(min_fraction=0.5, decay=0.5, every=2)
+    assert [top_k.fraction(s) for s in (0, 2, 4)] == [1.0, 0.5, 0.5]
+    assert top_k.k(10, 0) == 10 and top_k.k(10, 1) == 8 and top_k.k(10, 10) == 5  # ceil(10 / sqrt 2)
+    fake, real = torch.tensor([0.25, -2.0, 1.5, 0.125]), torch.tensor([10.0, 20.0, 30.0, 40.0])
+    kept_fake, kept_real = top_k.select(fake, real, g_step=2)
+    assert sorted(kept_fake.tolist()) == [0.25, 1.5]
+    assert sorted(kept_real.tolist()) == [10.0, 30.0]  # relativistic losses keep their pairs
+    assert top_k.select(fake, None, g_step=0)[0] is fake  # k = n: nothing dropped
+    for bad in ({"min_fraction": 0.0}, {"decay": 1.5}, {"every": 0}):
+        with pytest.raises(ConfigError, match=r"model\.top_k"):
+            TopK(**bad)
+
+
+def test_top_k_gradient_comes_from_the_kept_fakes_only() -> None:
+    z = torch.randn(6, 3, requires_grad=True)
+    logits = z.sum(1)
+    kept, _ = TopK(min_fraction=0.5, decay=0.01, every=1).select(logits, None, g_step=5)
+    NonSaturatingLoss().g_loss(kept).backward()
+    has_grad = z.grad.abs().sum(1) > 0
+    assert set(torch.nonzero(has_grad).flatten().tolist()) == set(logits.topk(3).indices.tolist())
+
+
+def test_training_with_top_k_feeds_g_the_best_fakes_and_logs_the_share(
+    compose_cfg, tmp_path, monkeypatch
+) -> None:
+    seen: list[int] = []
+    original = NonSaturatingLoss.g_loss
+
+    def recording(self, fake_logits, real_logits=None):
+        seen.append(fake_logits.shape[0])
+        return original(self, fake_logits, real_logits)
+
+    monkeypatch.setattr(NonSaturatingLoss, "g_loss", recording)
+    cfg = compose_cfg(
+        "experiment=grid25_pacgan",
+        "topk=default",
+        "model.top_k.decay=0.5",
+        "model.top_k.every=1",
+        "trainer.max_steps=4",
+        "data.batch_size=8",
+        "data.num_samples=512",
+    )
+    train(cfg)
+    assert seen == [8, 4, 4, 4]  # full batch at the first G update, then min_fraction 0.5 of 8
+    assert logged(tmp_path / "run")["top_k/fraction"] == [1.0, 0.5, 0.5, 0.5]

@@ -24,6 +24,7 @@ from ganforge.errors import ConfigError
 from ganforge.losses import AdversarialLoss
 from ganforge.regularizers import Regularizer
 from ganforge.rng import get_rng_state, reseed_for_rank, set_rng_state
+from ganforge.topk import TopK
 
 # The EMA generator is in eval mode on purpose: it is never trained, only averaged.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
@@ -119,6 +120,7 @@ class GANModule(L.LightningModule):
             ``{mode: max-autotune-no-cudagraphs}`` or ``{mode: reduce-overhead}`` (CUDA graphs).
             Penalties that differentiate twice (R1, R2, GP, path length) run the eager networks:
             compiled graphs do not support double backward.
+        top_k: top-k G updates (``ganforge.topk.TopK``): G learns only from the fakes D scores highest.
     """
 
     def __init__(
@@ -142,11 +144,12 @@ class GANModule(L.LightningModule):
         pack: int = 1,
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
+        top_k: TopK | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.save_hyperparameters(
-            ignore=["generator", "discriminator", "loss", "regularizers", "augment"], logger=False
+            ignore=["generator", "discriminator", "loss", "regularizers", "augment", "top_k"], logger=False
         )
         if not 0.0 <= ema_beta < 1.0:
             raise ConfigError(f"model.ema_beta={ema_beta} must be in [0, 1)")
@@ -162,6 +165,7 @@ class GANModule(L.LightningModule):
         if pack < 1:
             raise ConfigError(f"model.pack={pack} must be >= 1")
         self.pack = pack
+        self.top_k = top_k
         self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
         g = torch.Generator().manual_seed(sample_seed)
         self.register_buffer("fixed_z", torch.randn(num_fixed_samples, generator.z_dim, generator=g))
@@ -345,7 +349,12 @@ class GANModule(L.LightningModule):
             z = self._random_z(n)
             fake_logits = self.critic(self.generate(z, labels), labels)
             real_for_g = self.critic(real, labels) if self.loss.g_needs_real else None
-            g_loss = self.loss.g_loss(fake_logits, real_for_g)
+            g_logits = fake_logits
+            if self.top_k is not None:
+                g_logits, real_for_g = self.top_k.select(fake_logits, real_for_g, g_step)
+                if log_now:
+                    logs["top_k/fraction"] = torch.tensor(self.top_k.fraction(g_step))
+            g_loss = self.loss.g_loss(g_logits, real_for_g)
             g_terms = {
                 name: reg.scale(g_step) * reg.g_penalty(self, z, labels)
                 for name, reg in self.regularizers.items()
