@@ -182,6 +182,26 @@ def test_nan_rollback_restores_last_good_checkpoint_and_continues(
         )
 
 
+def test_nan_found_at_an_epoch_end_is_never_written_as_last_ckpt(compose_cfg, tmp_path, nan_at_step) -> None:
+    """Lightning writes last.ckpt at every epoch end (256 samples / 16 = 16 steps): the deferred check
+    is read back before it, so the NaN of step 15 stops the run there instead of being saved."""
+    nan_at_step(15)
+    rare = (
+        "callbacks.non_finite_guard.every_n_steps=100",
+        "callbacks.model_checkpoint.every_n_train_steps=100",
+    )
+    with pytest.raises(NonFiniteError, match=r"at step 15 \(found at step 16\); no checkpoint was written"):
+        train(compose_cfg(*FAST, *rare, "trainer.max_steps=40"))
+    assert not (tmp_path / "run/checkpoints/last.ckpt").exists()
+
+
+def test_max_time_ends_the_run_with_last_ckpt_at_its_final_step(compose_cfg, tmp_path) -> None:
+    result = train(compose_cfg(*FAST, "trainer.max_steps=1000000", "trainer.max_time=00:00:00:02"))
+    step = result["trainer"].global_step
+    assert 0 < step < 1000000
+    assert load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")["global_step"] == step
+
+
 # -- atomic checkpoint writes -----------------------------------------------------------------------
 def test_failed_save_keeps_previous_checkpoint(compose_cfg, tmp_path, monkeypatch) -> None:
     real_save = torch.save

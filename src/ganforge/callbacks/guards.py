@@ -41,8 +41,9 @@ class NonFiniteGuard(L.Callback):
         max_rollbacks: rollbacks allowed in one run.
         every_n_steps: read the checks back every this many steps. Every step is still checked, on the
             device, and the first non-finite step is the one reported; reading back less often keeps
-            the GPU queue full. Steps with a checkpoint, sample grid or metric, the last step and a
-            SIGTERM are always read back at once, so a non-finite state is never written.
+            the GPU queue full. Steps with a checkpoint, sample grid or metric, the last step, a
+            SIGTERM, epoch ends and an early stop (``trainer.max_time``) are always read back at once,
+            so a non-finite state is never written.
     """
 
     def __init__(
@@ -125,6 +126,32 @@ class NonFiniteGuard(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         first_bad, bad = self._bad_values(trainer, pl_module)
+        self._act(trainer, pl_module, first_bad, bad)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning writes last.ckpt at every epoch end (checkpoint callbacks run after this one),
+        # including the end of a run stopped between sync points (trainer.max_time, early stopping).
+        self._flush(trainer, pl_module, final=trainer.should_stop)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush(trainer, pl_module, final=True)
+
+    def _flush(self, trainer: L.Trainer, pl_module: L.LightningModule, final: bool) -> None:
+        """Read back the checks not yet read (before anything is written from this state)."""
+        if self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        first_bad, bad = pending.resolve()
+        self._act(trainer, pl_module, first_bad, bad, final=final)
+
+    def _act(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        first_bad: int,
+        bad: list[str],
+        final: bool = False,
+    ) -> None:
         # Under DDP all ranks must take the same decision (losses are per rank; weights are in sync).
         if not trainer.strategy.reduce_boolean_decision(bool(bad), all=False):
             return
@@ -138,10 +165,10 @@ class NonFiniteGuard(L.Callback):
         if self.action == "rollback" and good is not None and self.rollbacks < self.max_rollbacks:
             self.rollbacks += 1
             good_step = self._rollback(trainer, pl_module, good, what)
+            after = "the run ends with that state" if final else f"training continues at step {step + 1}"
             log.warning(
-                "%s: rolled back the weights and optimizer states to %s (step %d), rollback %d of %d; "
-                "training continues at step %d",
-                what, good, good_step, self.rollbacks, self.max_rollbacks, step + 1,
+                "%s: rolled back the weights and optimizer states to %s (step %d), rollback %d of %d; %s",
+                what, good, good_step, self.rollbacks, self.max_rollbacks, after,
             )  # fmt: skip
             return
         where = "no checkpoint was written before it" if good is None else f"last good checkpoint: {good}"
