@@ -135,3 +135,42 @@ def test_reseed_for_rank_gives_each_rank_its_own_reproducible_stream() -> None:
         reseed_for_rank(rank)
         draws.setdefault(rank, []).append(torch.randn(4))
     assert torch.equal(draws[0][0], draws[0][1]) and not torch.equal(draws[0][0], draws[1][0])
+
+
+# -- standing statistics of the EMA generator -------------------------------------------------------
+def test_standing_stats_are_the_average_batch_statistics() -> None:
+    from ganforge.ema import standing_stats
+    from ganforge.models.toy import ToyGenerator
+
+    G = ToyGenerator(hidden=[8], init_std=None).eval()
+    bn = G.net[1]
+    batches = [(torch.randn(50, 2), None) for _ in range(3)]
+    assert standing_stats(G, batches)
+    h = [G.net[0](z) for z, _ in batches]  # what the batch norm saw in each batch
+    torch.testing.assert_close(bn.running_mean, torch.stack([x.mean(0) for x in h]).mean(0))
+    torch.testing.assert_close(bn.running_var, torch.stack([x.var(0) for x in h]).mean(0))
+    assert bn.momentum == 0.1 and not G.training  # settings restored
+    assert not standing_stats(torch.nn.Linear(2, 2), [])  # nothing to do without batch norm
+
+
+def test_standing_stats_leave_training_untouched_and_reach_samples_and_checkpoints(
+    compose_cfg, tmp_path
+) -> None:
+    common = ("experiment=grid25_pacgan", "trainer.max_steps=6", "data.num_samples=1024")
+    plain = train(compose_cfg(*common, "model.standing_stats=0", output_dir=tmp_path / "plain"))["model"]
+    run = train(compose_cfg(*common, "model.standing_stats=1000", "model.standing_stats_batch=500"))
+    model = run["model"]
+    # Same training (own random stream; samples every 2 steps recomputed the statistics in between).
+    for (name, a), b in zip(plain.G.state_dict().items(), model.G.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    rng = torch.get_rng_state()
+    model._ema_stats_stale = True
+    model.sample()
+    assert torch.equal(torch.get_rng_state(), rng)
+    bn = model.G_ema.net[1]
+    assert not torch.equal(bn.running_mean, model.G.net[1].running_mean)  # recomputed, not copied
+    assert int(bn.num_batches_tracked) == 2  # 1000 latents in batches of 500
+    saved = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")["state_dict"]
+    torch.testing.assert_close(saved["G_ema.net.1.running_mean"], bn.running_mean)
+    G_loaded, _ = load_generator(tmp_path / "run/checkpoints/last.ckpt")  # what generate.py / eval.py use
+    torch.testing.assert_close(G_loaded.net[1].running_var, bn.running_var)

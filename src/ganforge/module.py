@@ -19,7 +19,7 @@ from torch import nn
 
 from ganforge import __version__
 from ganforge.augment import Augment
-from ganforge.ema import ema_beta, make_ema, update_ema
+from ganforge.ema import ema_beta, make_ema, standing_stats, update_ema
 from ganforge.errors import ConfigError
 from ganforge.losses import AdversarialLoss
 from ganforge.regularizers import Regularizer
@@ -121,6 +121,9 @@ class GANModule(L.LightningModule):
             Penalties that differentiate twice (R1, R2, GP, path length) run the eager networks:
             compiled graphs do not support double backward.
         top_k: top-k G updates (``ganforge.topk.TopK``): G learns only from the fakes D scores highest.
+        standing_stats: recompute the EMA generator's batch-norm statistics from this many latents
+            (in batches of ``standing_stats_batch``) before it is used for samples, metrics and
+            checkpoints (BigGAN's standing statistics; 0 = the running statistics copied from G).
     """
 
     def __init__(
@@ -145,6 +148,8 @@ class GANModule(L.LightningModule):
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
         top_k: TopK | None = None,
+        standing_stats: int = 0,
+        standing_stats_batch: int = 256,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -164,6 +169,12 @@ class GANModule(L.LightningModule):
         self.augment = augment
         if pack < 1:
             raise ConfigError(f"model.pack={pack} must be >= 1")
+        if standing_stats < 0 or standing_stats_batch < 2:
+            raise ConfigError(
+                f"model.standing_stats={standing_stats} must be >= 0 (0 = off) and "
+                f"model.standing_stats_batch={standing_stats_batch} >= 2"
+            )
+        self._ema_stats_stale = True
         self.pack = pack
         self.top_k = top_k
         self.num_classes = int(getattr(generator, "num_classes", 0) or 0)
@@ -270,7 +281,30 @@ class GANModule(L.LightningModule):
             labels = torch.randint(self.num_classes, (len(z),), device=self.fixed_z.device)
         else:
             labels = labels.to(self.fixed_z.device)
-        return self.G_ema(z.to(self.fixed_z.device), labels, **g_kwargs)
+        return self.ema_generator()(z.to(self.fixed_z.device), labels, **g_kwargs)
+
+    def ema_generator(self) -> nn.Module:
+        """The EMA generator, its batch-norm statistics recomputed first when ``standing_stats`` is on.
+
+        Uses its own seeded random stream: the training's random state (exact resume) is untouched.
+        """
+        total = self.hparams.get("standing_stats", 0)
+        if total and self._ema_stats_stale:
+            device = self.fixed_z.device
+            gen = torch.Generator(device=device).manual_seed(self.hparams.sample_seed + 1)
+            size = min(self.hparams.standing_stats_batch, total)
+
+            def batches() -> Iterable[tuple[torch.Tensor, torch.Tensor | None]]:
+                for _ in range(max(1, total // size)):
+                    z = torch.randn(size, self.z_dim, device=device, generator=gen)
+                    labels = None
+                    if self.conditional:
+                        labels = torch.randint(self.num_classes, (size,), device=device, generator=gen)
+                    yield z, labels
+
+            standing_stats(self.G_ema, batches())
+            self._ema_stats_stale = False
+        return self.G_ema
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -371,6 +405,7 @@ class GANModule(L.LightningModule):
                 schedulers["g"].step()
             beta = ema_beta(self.hparams.ema_beta, step, self.hparams.ema_rampup)
             update_ema(self.G_ema, self.G, beta)
+            self._ema_stats_stale = True
             logs["loss/g"] = g_loss.detach()
             logs.update({f"loss/g_{k}": v.detach() for k, v in g_terms.items()})
 
@@ -417,6 +452,12 @@ class GANModule(L.LightningModule):
             "config": self.run_config,
             "rng_per_rank": self._gather(get_rng_state()),
         }
+        if self.hparams.get("standing_stats", 0):
+            # generate.py / eval.py / load_generator read G_ema from here: give them the recomputed stats
+            state = checkpoint["state_dict"]
+            for name, buffer in self.ema_generator().named_buffers():
+                if f"G_ema.{name}" in state:
+                    state[f"G_ema.{name}"] = buffer.detach().clone()
 
     def _gather(self, obj: Any) -> list[Any]:
         """``obj`` of every rank, in rank order (``[obj]`` outside data-parallel runs)."""
@@ -428,6 +469,7 @@ class GANModule(L.LightningModule):
         return out
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._ema_stats_stale = True
         # Restored at the first batch, after Lightning has finished its own set-up draws.
         saved = checkpoint.get("ganforge", {})
         # "rng": checkpoints of ganforge 0.1 before per-rank states, one process's

@@ -114,8 +114,9 @@ class GenerativeMetrics(L.Callback):
         return values
 
     def _run(self, trainer: L.Trainer, pl_module: Any, datamodule: Any) -> dict[str, Any]:
+        generator = pl_module.ema_generator() if hasattr(pl_module, "ema_generator") else pl_module.G_ema
         return evaluate_generator(
-            pl_module.G_ema,
+            generator,
             datamodule.dataset,
             self.extractor,
             self.metrics,
