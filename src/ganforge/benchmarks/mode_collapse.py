@@ -39,11 +39,13 @@ THRESHOLD = 3.0  # high quality: within this many standard deviations of the nea
 DATASETS = ("grid25", "ring8")
 # The strongest built-in stabiliser found for this benchmark at CPU-minute budgets: R1 on the plain GAN
 # with a two-time-scale update (TTUR: D at 4e-3, G at 5e-4, both decayed linearly to 1%). Packing slows
-# down how precisely G reaches the modes; minibatch discrimination, EMA of G, RpGAN + R1/R2, LSGAN and
-# Adam beta1 = 0 did not help, and neither did sampling with batch or re-estimated BN statistics (the
-# running statistics are not what blurs the points). Grid25, seed 0, 2,500 steps: R1 weight 0.5 at 1e-3
+# down how precisely G reaches the modes; minibatch discrimination, EMA of G, RpGAN + R1/R2, LSGAN,
+# Adam beta1 = 0 and top-k G updates did not help. Grid25, seed 0, 2,500 steps: R1 weight 0.5 at 1e-3
 # gave 17% high quality, weight 0.05 26%, + TTUR 41% (weight 0.01: 49% but 23 modes, KL 0.85). What
-# remains is bridges of points between neighbouring modes, which shrink only with many more steps.
+# remains at short budgets is bridges of points between neighbouring modes, which shrink with more
+# steps; at long budgets G's batch-norm running statistics became the limit (one 100k-step run: 63.5%
+# high quality with them, 95.7% with statistics averaged over 25k latents), hence model.standing_stats
+# in model=pacgan_mlp.
 BEST = (
     "gan+r1+ttur",
     [
