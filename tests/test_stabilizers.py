@@ -13,7 +13,14 @@ import torch
 from PIL import Image
 
 from ganforge.augment import ADA, ADA_OPS, DIFFAUGMENT_OPS, DiffAugment, shift
-from ganforge.benchmarks.mode_collapse import format_table, main, mean_sem, mode_stats, run_benchmark
+from ganforge.benchmarks.mode_collapse import (
+    format_table,
+    main,
+    mean_sem,
+    mode_stats,
+    rescore,
+    run_benchmark,
+)
 from ganforge.callbacks.samples import scatter_image
 from ganforge.data.gaussians import GaussianMixture2DDataModule
 from ganforge.errors import ConfigError
@@ -267,6 +274,14 @@ def test_benchmark_runs_scores_and_writes_json(tmp_path) -> None:
     run = report["results"]["grid25"]["pacgan3"]["runs"][0]
     assert report["num_samples"] == 2500 and run["steps"] == 2 and sum(run["counts"]) <= 2500
     assert run["seed"] == 4  # --first-seed: a study can be extended by more seeds later
+
+    # --rescore: the saved checkpoint scores as the run did (it holds the standing statistics)
+    (row,) = rescore([out], standing=25000)
+    assert row["seed"] == 4 and row["steps"] == 2
+    for key in ("modes", "high_quality", "reverse_kl", "counts"):
+        assert row["saved"][key] == row["standing"][key] == run[key], key
+    assert main(["--rescore", str(out)]) == 0
+    assert main(["--rescore", str(tmp_path / "a" / "nothing")]) == 2
 
 
 # -- top-k G updates -------------------------------------------------------------------------------
