@@ -44,7 +44,7 @@ DATASETS = ("grid25", "ring8")
 # gave 17% high quality, weight 0.05 26%, + TTUR 41% (weight 0.01: 49% but 23 modes, KL 0.85). What
 # remains at short budgets is bridges of points between neighbouring modes, which shrink with more
 # steps; at long budgets G's batch-norm running statistics became the limit (one 100k-step run: 63.5%
-# high quality with them, 95.7% with statistics averaged over 25k latents), hence model.standing_stats
+# high quality with them, 95.8% with statistics averaged over 25k latents), hence model.standing_stats
 # in model=pacgan_mlp.
 BEST = (
     "gan+r1+ttur",
