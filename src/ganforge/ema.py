@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -44,6 +44,26 @@ def ema_beta(beta: float, step: int, rampup: float | None) -> float:
     halflife = math.log(0.5) / math.log(beta)
     halflife = min(halflife, max(step, 1) * rampup)
     return 0.5 ** (1.0 / halflife)
+
+
+def latent_batches(
+    z_dim: int,
+    total: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    num_classes: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """``total // batch_size`` (at least one) batches of ``(z, labels)`` from their own seeded stream.
+
+    The global random state is untouched (exact resume); labels only for conditional generators.
+    """
+    gen = torch.Generator(device=device).manual_seed(seed)
+    size = min(batch_size, total)
+    for _ in range(max(1, total // size)):
+        z = torch.randn(size, z_dim, device=device, generator=gen)
+        labels = torch.randint(num_classes, (size,), device=device, generator=gen) if num_classes else None
+        yield z, labels
 
 
 def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

@@ -19,7 +19,7 @@ from torch import nn
 
 from ganforge import __version__
 from ganforge.augment import Augment
-from ganforge.ema import ema_beta, make_ema, standing_stats, update_ema
+from ganforge.ema import ema_beta, latent_batches, make_ema, standing_stats, update_ema
 from ganforge.errors import ConfigError
 from ganforge.losses import AdversarialLoss
 from ganforge.regularizers import Regularizer
@@ -290,19 +290,15 @@ class GANModule(L.LightningModule):
         """
         total = self.hparams.get("standing_stats", 0)
         if total and self._ema_stats_stale:
-            device = self.fixed_z.device
-            gen = torch.Generator(device=device).manual_seed(self.hparams.sample_seed + 1)
-            size = min(self.hparams.standing_stats_batch, total)
-
-            def batches() -> Iterable[tuple[torch.Tensor, torch.Tensor | None]]:
-                for _ in range(max(1, total // size)):
-                    z = torch.randn(size, self.z_dim, device=device, generator=gen)
-                    labels = None
-                    if self.conditional:
-                        labels = torch.randint(self.num_classes, (size,), device=device, generator=gen)
-                    yield z, labels
-
-            standing_stats(self.G_ema, batches())
+            batches = latent_batches(
+                self.z_dim,
+                total,
+                self.hparams.standing_stats_batch,
+                seed=self.hparams.sample_seed + 1,
+                device=self.fixed_z.device,
+                num_classes=self.num_classes,
+            )
+            standing_stats(self.G_ema, batches)
             self._ema_stats_stale = False
         return self.G_ema
 

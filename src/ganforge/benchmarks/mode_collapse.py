@@ -166,7 +166,7 @@ def rescore(run_dirs: Sequence[Path], standing: int, batch_size: int = 2500) -> 
     """
     from ganforge.checkpoint import load_generator
     from ganforge.data.gaussians import MIXTURES, mixture_means
-    from ganforge.ema import standing_stats
+    from ganforge.ema import latent_batches, standing_stats
 
     ckpts = sorted({p for d in run_dirs for p in Path(d).rglob("checkpoints/last.ckpt")})
     if not ckpts:
@@ -179,11 +179,9 @@ def rescore(run_dirs: Sequence[Path], standing: int, batch_size: int = 2500) -> 
         z = torch.randn(NUM_SAMPLES, G.z_dim, generator=torch.Generator().manual_seed(int(cfg.seed)))
         with torch.no_grad():
             saved = mode_stats(G(z, None), means, std)
-            gen = torch.Generator().manual_seed(int(cfg.model.sample_seed) + 1)
-            size = min(batch_size, standing)
-            standing_stats(
-                G, ((torch.randn(size, G.z_dim, generator=gen), None) for _ in range(standing // size))
-            )
+            # the stream and batches GANModule.ema_generator uses for model.standing_stats
+            seed = int(cfg.model.sample_seed) + 1
+            standing_stats(G, latent_batches(G.z_dim, standing, batch_size, seed=seed))
             recomputed = mode_stats(G(z, None), means, std)
         rows.append({"checkpoint": str(ckpt), "seed": int(cfg.seed), "steps": int(cfg.trainer.max_steps),
                      "saved": asdict(saved), "standing": asdict(recomputed)})  # fmt: skip
