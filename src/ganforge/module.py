@@ -288,7 +288,7 @@ class GANModule(L.LightningModule):
 
         Uses its own seeded random stream: the training's random state (exact resume) is untouched.
         """
-        total = self.hparams.get("standing_stats", 0)
+        total = self.hparams.standing_stats
         if total and self._ema_stats_stale:
             batches = latent_batches(
                 self.z_dim,
@@ -448,7 +448,7 @@ class GANModule(L.LightningModule):
             "config": self.run_config,
             "rng_per_rank": self._gather(get_rng_state()),
         }
-        if self.hparams.get("standing_stats", 0):
+        if self.hparams.standing_stats:
             # generate.py / eval.py / load_generator read G_ema from here: give them the recomputed stats
             state = checkpoint["state_dict"]
             for name, buffer in self.ema_generator().named_buffers():
