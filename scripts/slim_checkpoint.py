@@ -20,9 +20,8 @@ def main(argv: list[str]) -> int:
     ckpt = torch.load(argv[0], map_location="cpu", weights_only=False)
     drop = {"optimizer_states", "lr_schedulers", "loops", "callbacks"}
     slim = {k: v for k, v in ckpt.items() if k not in drop}
-    slim["state_dict"] = {
-        k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items() if k.startswith("G_ema.")
-    }
+    ema = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("G_ema.")}
+    slim["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ema.items()}
     out = Path(argv[1])
     torch.save(slim, out)
     print(f"{out}: {out.stat().st_size / 1e6:.1f} MB (G_ema of step {ckpt.get('global_step')})")

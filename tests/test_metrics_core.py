@@ -39,6 +39,7 @@ from ganforge.metrics.extractors import (
     torch_fidelity_hub_path,
 )
 from ganforge.metrics.reference import reference_features
+from ganforge.precision import set_tf32
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 needs_fid_helper = pytest.mark.skipif(
@@ -391,10 +392,22 @@ def test_exact_fp32_switches_tf32_off_and_restores(recwarn: pytest.WarningsRecor
     cudnn, mm = torch.backends.cudnn, torch.backends.cuda.matmul
     if not hasattr(getattr(cudnn, "conv", None), "fp32_precision"):
         pytest.skip("torch < 2.9: legacy TF32 flags")
-    before = cudnn.conv.fp32_precision, mm.fp32_precision
-    with exact_fp32(torch.device("cuda")):  # only flips flags: runs without a GPU
-        assert cudnn.conv.fp32_precision == mm.fp32_precision == "ieee"
-    assert (cudnn.conv.fp32_precision, mm.fp32_precision) == before
-    with exact_fp32(torch.device("cpu")):
-        assert (cudnn.conv.fp32_precision, mm.fp32_precision) == before
+    before = cudnn.conv.fp32_precision, mm.fp32_precision, torch.get_float32_matmul_precision()
+    try:
+        for tf32 in (True, False):
+            set_tf32(tf32)
+            # Lightning asks this when a CUDA run starts; torch raises if the two APIs were mixed
+            assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest")
+            assert cudnn.conv.fp32_precision == mm.fp32_precision == ("tf32" if tf32 else "ieee")
+            state = cudnn.conv.fp32_precision, mm.fp32_precision
+            with exact_fp32(torch.device("cuda")):  # only flips flags: runs without a GPU
+                assert cudnn.conv.fp32_precision == mm.fp32_precision == "ieee"
+                assert torch.get_float32_matmul_precision() == "highest"
+            assert (cudnn.conv.fp32_precision, mm.fp32_precision) == state
+            assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest")
+            with exact_fp32(torch.device("cpu")):
+                assert (cudnn.conv.fp32_precision, mm.fp32_precision) == state
+    finally:
+        cudnn.conv.fp32_precision = before[0]
+        torch.set_float32_matmul_precision(before[2])
     assert not [w for w in recwarn if "TF32" in str(w.message)]

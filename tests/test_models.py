@@ -25,6 +25,19 @@ def test_dcgan_rejects_unsupported_resolution(resolution: int) -> None:
         DCGANGenerator(resolution=resolution)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_dcgan_projection_is_the_transposed_conv_from_1x1(layout: torch.memory_format) -> None:
+    """The matmul form (a torch.compile workaround) gives the conv's result with the conv's weights."""
+    torch.manual_seed(0)
+    G = DCGANGenerator(z_dim=16, resolution=32, base_channels=8).to(memory_format=layout)
+    project = G.net[0]
+    assert isinstance(project, torch.nn.ConvTranspose2d) and project.weight.shape == (16, 32, 4, 4)
+    z = torch.randn(5, 16)
+    ref = torch.nn.functional.conv_transpose2d(z[:, :, None, None], project.weight)
+    torch.testing.assert_close(project(z), ref)
+    assert set(G.state_dict()) >= {"net.0.weight"} and "net.0.bias" not in G.state_dict()
+
+
 def test_mlp_shapes() -> None:
     G = MLPGenerator(z_dim=8, resolution=28, channels=1, hidden=(32,))
     D = MLPDiscriminator(resolution=28, channels=1, hidden=(32,), dropout=0.1)

@@ -13,19 +13,31 @@ from typing import Any
 import torch
 
 
-def _fp32_switches(tf32: bool) -> tuple[tuple[Any, ...], str, Any]:
-    """(objects, attribute, value) that select TF32 or IEEE fp32 for convolutions and matmuls."""
-    cudnn, mm = torch.backends.cudnn, torch.backends.cuda.matmul
-    if hasattr(getattr(cudnn, "conv", None), "fp32_precision"):  # torch >= 2.9; do not mix the two APIs
-        return (cudnn.conv, mm), "fp32_precision", "tf32" if tf32 else "ieee"
-    return (cudnn, mm), "allow_tf32", tf32
+def _conv_switch(tf32: bool) -> tuple[Any, str, Any]:
+    """(object, attribute, value) that selects TF32 or IEEE fp32 for cuDNN convolutions."""
+    cudnn = torch.backends.cudnn
+    if hasattr(getattr(cudnn, "conv", None), "fp32_precision"):  # torch >= 2.9
+        return cudnn.conv, "fp32_precision", "tf32" if tf32 else "ieee"
+    return cudnn, "allow_tf32", tf32
+
+
+def _matmul_precision() -> str:
+    try:
+        return torch.get_float32_matmul_precision()
+    except RuntimeError:  # someone set the per-backend flags inconsistently; read CUDA's
+        return "high" if torch.backends.cuda.matmul.fp32_precision == "tf32" else "highest"
 
 
 def set_tf32(enabled: bool) -> None:
-    """Allow (or forbid) TF32 for float32 convolutions and matmuls on CUDA for the rest of the process."""
-    owners, attr, value = _fp32_switches(enabled)
-    for owner in owners:
-        setattr(owner, attr, value)
+    """Allow (or forbid) TF32 for float32 convolutions and matmuls on CUDA for the rest of the process.
+
+    Matmuls go through ``torch.set_float32_matmul_precision``: setting the per-backend matmul flag
+    instead makes torch >= 2.9 refuse ``get_float32_matmul_precision()``, which Lightning calls when a
+    CUDA run starts ("mix of the legacy and new APIs").
+    """
+    owner, attr, value = _conv_switch(enabled)
+    setattr(owner, attr, value)
+    torch.set_float32_matmul_precision("high" if enabled else "highest")
 
 
 @contextlib.contextmanager
@@ -34,12 +46,12 @@ def exact_fp32(device: torch.device) -> Iterator[None]:
     if device.type != "cuda":
         yield
         return
-    owners, attr, value = _fp32_switches(False)
-    before = [getattr(o, attr) for o in owners]
-    for o in owners:
-        setattr(o, attr, value)
+    owner, attr, value = _conv_switch(False)
+    conv_before, matmul_before = getattr(owner, attr), _matmul_precision()
+    setattr(owner, attr, value)
+    torch.set_float32_matmul_precision("highest")
     try:
         yield
     finally:
-        for o, b in zip(owners, before, strict=True):
-            setattr(o, attr, b)
+        setattr(owner, attr, conv_before)
+        torch.set_float32_matmul_precision(matmul_before)

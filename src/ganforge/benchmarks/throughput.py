@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ganforge.ema import update_ema
 from ganforge.errors import ConfigError, GanforgeError
+from ganforge.module import compile_options
 from ganforge.precision import set_tf32
 from ganforge.utils import instantiate, instantiate_dict, pick_device
 
@@ -158,10 +159,12 @@ def run_plain(
     opt_g = instantiate(cfg.model.optimizer_g)(params=G.parameters())
     opt_d = instantiate(cfg.model.optimizer_d)(params=D.parameters())
     beta = float(cfg.model.ema_beta)
-    layout = torch.channels_last if fast else torch.contiguous_format
+    # layout and compilation as the config sets them for ganforge (speed=fast turns both on)
+    layout = torch.channels_last if cfg.model.get("channels_last") else torch.contiguous_format
     for net in (G, D, G_ema):
         net.to(memory_format=layout)
-    g_fwd, d_fwd = (torch.compile(G), torch.compile(D)) if fast else (G, D)
+    compiled = compile_options(cfg.model.get("compile"))
+    g_fwd, d_fwd = (G, D) if compiled is None else (torch.compile(m, **compiled) for m in (G, D))
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
     )  # reused: autocast objects are re-entrant

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -40,15 +41,17 @@ class ImageSource:
     """Image files under ``path`` (a folder or a ``.zip``) and below ``subdir``, in sorted order.
 
     ``names`` are ``/``-separated and relative to ``path/subdir``; pass them to skip listing. A zip is
-    opened lazily, once per process: a ``ZipFile`` inherited across ``fork`` gives corrupt reads.
+    opened lazily, once per process and thread: a ``ZipFile`` inherited across ``fork`` gives corrupt
+    reads, and one shared by the decoding threads gave "Bad CRC-32" and "Overlapped entries" for ~18%
+    of CIFAR-10's test images on a 16-core machine's Python 3.12.
     """
 
     def __init__(self, path: str | Path, subdir: str | None = None, names: list[str] | None = None) -> None:
         self.path = Path(path).expanduser()
         self.subdir = (subdir or "").strip("/")
         self.is_zip = self.path.is_file() and self.path.suffix.lower() == ".zip"
-        self._zip: ZipFile | None = None
-        self._zip_pid = -1
+        self._zips = threading.local()
+        self._zips_pid = os.getpid()
         self.names = sorted(names) if names is not None else self._list()
 
     @property
@@ -62,12 +65,15 @@ class ImageSource:
         return str(self.path / self.subdir / name)
 
     def _zipfile(self) -> ZipFile:
-        if self._zip is None or self._zip_pid != os.getpid():
-            self._zip, self._zip_pid = ZipFile(self.path), os.getpid()
-        return self._zip
+        if self._zips_pid != os.getpid():
+            self._zips, self._zips_pid = threading.local(), os.getpid()
+        z = getattr(self._zips, "zip", None)
+        if z is None:
+            z = self._zips.zip = ZipFile(self.path)  # closed with its thread
+        return z
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_zip": None, "_zip_pid": -1}  # reopened in the worker process
+        return {**self.__dict__, "_zips": None, "_zips_pid": -1}  # reopened in the worker process
 
     def _list(self) -> list[str]:
         expected = "a folder or .zip of images (" + "/".join(e[1:] for e in IMAGE_EXTENSIONS) + ")"
