@@ -22,6 +22,7 @@ from ganforge.augment import Augment
 from ganforge.ema import ema_beta, latent_batches, make_ema, standing_stats, update_ema
 from ganforge.errors import ConfigError
 from ganforge.losses import AdversarialLoss
+from ganforge.models.spectral import SpectralNormStep
 from ganforge.regularizers import Regularizer
 from ganforge.rng import get_rng_state, reseed_for_rank, set_rng_state
 from ganforge.topk import TopK
@@ -119,7 +120,8 @@ class GANModule(L.LightningModule):
             ``True`` (default mode) or a dict of ``torch.compile`` arguments, e.g.
             ``{mode: max-autotune-no-cudagraphs}`` or ``{mode: reduce-overhead}`` (CUDA graphs).
             Penalties that differentiate twice (R1, R2, GP, path length) run the eager networks:
-            compiled graphs do not support double backward.
+            compiled graphs do not support double backward. A compiled D with spectral norm updates
+            its power iteration once per D update, eagerly (``ganforge.models.spectral``).
         top_k: top-k G updates (``ganforge.topk.TopK``): G learns only from the fakes D scores highest.
         standing_stats: recompute the EMA generator's batch-norm statistics from this many latents
             (in batches of ``standing_stats_batch``) before it is used for samples, metrics and
@@ -188,6 +190,7 @@ class GANModule(L.LightningModule):
         self._compile_kwargs = compile_options(compile)
         # Compiled views of G and D for the loss passes, kept out of the module tree (no state_dict keys).
         self._fast: dict[str, Callable[..., torch.Tensor]] = {}
+        self._d_power_iteration: SpectralNormStep | None = None  # compiled D with spectral norm
         self.step_losses: dict[str, torch.Tensor] = {}  # this step's loss/d (and loss/g), on the device
 
     @property
@@ -222,6 +225,8 @@ class GANModule(L.LightningModule):
                 "G": torch.compile(self.G, **self._compile_kwargs),
                 "D": torch.compile(self.D, **self._compile_kwargs),
             }
+            # D runs twice (real, fake) before one backward: its power iteration must stay eager
+            self._d_power_iteration = SpectralNormStep(self.D) or None
 
     # -- checks before training -----------------------------------------------------------------
     @torch.no_grad()
@@ -341,6 +346,8 @@ class GANModule(L.LightningModule):
         logs: dict[str, torch.Tensor] = {}
 
         # Discriminator update (counted: advances global_step).
+        if self._d_power_iteration is not None:
+            self._d_power_iteration()
         with torch.no_grad():
             fake = self.generate(self._random_z(n), labels)
         real_logits = self.critic(real, labels)
