@@ -23,8 +23,8 @@ speed)
   python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)"
   bench() {  # MODE SECONDS [OVERRIDES]: one process each, so that a failing compile costs only its mode
     local mode=$1 limit=$2 name=throughput_$1${3:+_alt}
-    timeout "$limit" python3 -m ganforge.benchmarks.throughput --device cuda --mode "$mode" --warmup 20 \
-      --steps 100 --out "$OUT/$name.json" "${@:3}" 2>&1 | grep -v "| D " | tee -a "$OUT/throughput.log"
+    timeout "$limit" python3 -m ganforge.benchmarks.throughput --device cuda --mode "$mode" --warmup 30 \
+      --steps 200 --out "$OUT/$name.json" "${@:3}" 2>&1 | grep -v "| D " | tee -a "$OUT/throughput.log"
   }
   bench fp32 120
   bench fast 240

@@ -30,8 +30,9 @@ def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
         torch._foreach_copy_(ema_params, params)
     else:
         torch._foreach_lerp_(ema_params, params, 1.0 - beta)
-    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
-        b_ema.copy_(b)
+    buffers = list(ema.buffers())
+    if buffers:  # one foreach call, not a copy kernel per buffer (BN: 3 each)
+        torch._foreach_copy_(buffers, list(model.buffers()))
 
 
 def ema_beta(beta: float, step: int, rampup: float | None) -> float:

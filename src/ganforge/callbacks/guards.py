@@ -65,6 +65,7 @@ class NonFiniteGuard(L.Callback):
         self.every_n_steps = every_n_steps
         self.rollbacks = 0
         self._pending: _Pending | None = None
+        self._params: dict[tuple[str, int], list[torch.Tensor]] = {}
 
     # -- checks -------------------------------------------------------------------------------------
     def _step_values(
@@ -86,12 +87,23 @@ class NonFiniteGuard(L.Callback):
             values.append(value.float().to(device))
         if self.check_weights:
             for name in ("G", "D"):
-                net = getattr(pl_module, name, None)
-                params = [p.detach() for p in net.parameters()] if isinstance(net, torch.nn.Module) else []
+                params = self._weights(pl_module, name)
                 if params:
                     names.append(f"weights of {name}")
-                    values.append(_norm(params).to(device))
+                    with torch.no_grad():
+                        values.append(_norm(params).to(device))
         return names, torch.stack(values)
+
+    def _weights(self, pl_module: L.LightningModule, name: str) -> list[torch.Tensor]:
+        """``pl_module.<name>``'s parameters, listed once per fit (not every step)."""
+        net = getattr(pl_module, name, None)
+        key = (name, id(net))
+        if key not in self._params:
+            self._params[key] = list(net.parameters()) if isinstance(net, torch.nn.Module) else []
+        return self._params[key]
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._params = {}
 
     def _sync_due(self, trainer: L.Trainer) -> bool:
         """Steps whose state may be written or stopped on must be checked now, not later."""
