@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--real", type=Path, default=DEFAULT_REAL, help="image folder/zip with train/<class>/...")
     p.add_argument("--weights", default=None, help="Inception weights (default: ganforge's search order)")
-    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=250, help="as the metrics callback and eval.py")
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.add_argument("--tolerance", type=float, default=1e-3, help="max relative difference (default 0.1%%)")

@@ -411,3 +411,19 @@ def test_exact_fp32_switches_tf32_off_and_restores(recwarn: pytest.WarningsRecor
         cudnn.conv.fp32_precision = before[0]
         torch.set_float32_matmul_precision(before[2])
     assert not [w for w in recwarn if "TF32" in str(w.message)]
+
+
+def test_extractor_autotunes_cudnn_on_cuda_only() -> None:
+    from ganforge.metrics.extractors import cudnn_autotune
+
+    cudnn = torch.backends.cudnn
+    before = cudnn.benchmark
+    try:
+        cudnn.benchmark = False
+        with cudnn_autotune(torch.device("cuda")):  # only flips the flag: runs without a GPU
+            assert cudnn.benchmark
+        assert not cudnn.benchmark
+        with cudnn_autotune(torch.device("cpu")):
+            assert not cudnn.benchmark
+    finally:
+        cudnn.benchmark = before

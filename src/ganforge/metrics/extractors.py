@@ -25,12 +25,14 @@ its penultimate layer serves FID/KID and its logits IS, for data Inception was n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
 import logging
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,24 @@ class InceptionWeightsNotFoundError(GanforgeError):
 
 class NoLogitsError(GanforgeError):
     """Inception Score asked of a network without class logits."""
+
+
+@contextlib.contextmanager
+def cudnn_autotune(device: torch.device) -> Iterator[None]:
+    """cuDNN picks the fastest convolution algorithms for these fixed shapes (restored afterwards).
+
+    Lightning's ``benchmark=true`` (``trainer=gpu``) sets this for training runs, not for eval.py or
+    benchmark scripts; FID on a GPU is bound by Inception's convolutions in exact fp32.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 class FeatureExtractor(nn.Module):
@@ -91,7 +111,7 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"{self.name} expects uint8 images [N, C, H, W] in 0..255, got {got}")
         if images.shape[1] not in (1, 3):
             raise ValueError(f"{self.name} expects 1 (grey) or 3 (RGB) channels, got {images.shape[1]}")
-        with torch.no_grad(), exact_fp32(self.device):
+        with torch.no_grad(), exact_fp32(self.device), cudnn_autotune(self.device):
             features, logits = self._extract(images.to(self.device))
         out = {"features": features.float()}
         if self.has_logits:
