@@ -78,6 +78,7 @@ def test_speed_fast_compiles_and_trains_in_bf16(compose_cfg, tmp_path, fashion_m
     model, trainer = result["model"], result["trainer"]
     assert trainer.precision == "bf16-mixed" and trainer.global_step == 3
     assert set(model._fast) == {"G", "D"}  # compiled views for the loss passes
+    assert not model._joint_d  # DCGAN's D has batch norm: real and fake stay separate batches
     assert all(opt.defaults["fused"] for opt in trainer.optimizers)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     ckpt = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")
@@ -96,6 +97,7 @@ def test_compiled_spectral_norm_discriminator_trains(compose_cfg, tmp_path, fash
     result = train(cfg)
     model, trainer = result["model"], result["trainer"]
     assert trainer.global_step == 3 and set(model._fast) == {"G", "D"}
+    assert model._joint_d  # no batch norm or minibatch-std in SNGAN's D: one call for real and fake
     step = model._d_power_iteration
     assert step is not None and len(step) == sum(isinstance(m, _SpectralNorm) for m in model.D.modules())
     sn, weight = step.pairs[0]
@@ -106,3 +108,23 @@ def test_compiled_spectral_norm_discriminator_trains(compose_cfg, tmp_path, fash
     sigma = torch.linalg.matrix_norm(mat, ord=2)
     assert torch.vdot(sn._u, mat @ sn._v) == pytest.approx(sigma.item(), rel=0.05)  # converged estimate
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_sample_coupling_is_detected_and_joint_scoring_is_exact() -> None:
+    """One D call on [real; fake] gives the two calls' logits for a D without batch-coupled layers."""
+    from ganforge.models import DCGANDiscriminator
+    from ganforge.models.sngan import SNGANDiscriminator
+    from ganforge.models.spectral import SpectralNormStep
+    from ganforge.module import couples_samples
+
+    assert couples_samples(DCGANDiscriminator(resolution=32))  # batch norm
+    assert couples_samples(DCGANDiscriminator(resolution=32, batch_norm=False, minibatch_std=4))
+    assert not couples_samples(DCGANDiscriminator(resolution=32, batch_norm=False))
+    torch.manual_seed(0)
+    D = SNGANDiscriminator(resolution=32, channels=3, base_channels=4)
+    assert not couples_samples(D)
+    SpectralNormStep(D)()  # power iteration outside the calls, as when compiled
+    real, fake = torch.randn(6, 3, 32, 32), torch.randn(6, 3, 32, 32)
+    joint_real, joint_fake = D(torch.cat([real, fake]), None).chunk(2)
+    torch.testing.assert_close(joint_real, D(real, None))
+    torch.testing.assert_close(joint_fake, D(fake, None))

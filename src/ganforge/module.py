@@ -57,6 +57,15 @@ def pack_samples(
     return x, (labels[::m] if labels is not None else None)
 
 
+def couples_samples(net: nn.Module) -> bool:
+    """Whether ``net``'s output for one sample depends on the others in its batch (training mode):
+    batch norm, or a layer that says so with ``couples_samples = True`` (minibatch std/discrimination)."""
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) or getattr(m, "couples_samples", False)
+        for m in net.modules()
+    )
+
+
 def compile_options(compile: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
     """``model.compile`` -> ``torch.compile`` keyword arguments, or ``None`` for eager."""
     if compile is None or compile is False:
@@ -121,7 +130,9 @@ class GANModule(L.LightningModule):
             ``{mode: max-autotune-no-cudagraphs}`` or ``{mode: reduce-overhead}`` (CUDA graphs).
             Penalties that differentiate twice (R1, R2, GP, path length) run the eager networks:
             compiled graphs do not support double backward. A compiled D with spectral norm updates
-            its power iteration once per D update, eagerly (``ganforge.models.spectral``).
+            its power iteration once per D update, eagerly (``ganforge.models.spectral``). A compiled
+            D without batch-coupled layers (batch norm, minibatch std/discrimination) scores real and
+            fake samples in one call.
         top_k: top-k G updates (``ganforge.topk.TopK``): G learns only from the fakes D scores highest.
         standing_stats: recompute the EMA generator's batch-norm statistics from this many latents
             (in batches of ``standing_stats_batch``) before it is used for samples, metrics and
@@ -191,6 +202,7 @@ class GANModule(L.LightningModule):
         # Compiled views of G and D for the loss passes, kept out of the module tree (no state_dict keys).
         self._fast: dict[str, Callable[..., torch.Tensor]] = {}
         self._d_power_iteration: SpectralNormStep | None = None  # compiled D with spectral norm
+        self._joint_d = False  # D(real) and D(fake) in one call (compiled, sample-independent D)
         self.step_losses: dict[str, torch.Tensor] = {}  # this step's loss/d (and loss/g), on the device
 
     @property
@@ -227,6 +239,10 @@ class GANModule(L.LightningModule):
             }
             # D runs twice (real, fake) before one backward: its power iteration must stay eager
             self._d_power_iteration = SpectralNormStep(self.D) or None
+            # Compiled steps are bound by kernel launches: a D that treats samples independently
+            # scores real and fake in one call (half the launches); batch norm or minibatch-std
+            # would see a mixed batch, so those Ds keep two.
+            self._joint_d = not couples_samples(self.D)
 
     # -- checks before training -----------------------------------------------------------------
     @torch.no_grad()
@@ -350,8 +366,12 @@ class GANModule(L.LightningModule):
             self._d_power_iteration()
         with torch.no_grad():
             fake = self.generate(self._random_z(n), labels)
-        real_logits = self.critic(real, labels)
-        fake_logits = self.critic(fake, labels)
+        if self._joint_d:
+            both = None if labels is None else torch.cat([labels, labels])
+            real_logits, fake_logits = self.critic(torch.cat([real, fake]), both).chunk(2)
+        else:
+            real_logits = self.critic(real, labels)
+            fake_logits = self.critic(fake, labels)
         d_loss = self.loss.d_loss(real_logits, fake_logits)
         critic = lambda x: self.critic(x, labels, eager=True)  # noqa: E731
         penalties = self.loss.d_penalties(critic, real, fake)

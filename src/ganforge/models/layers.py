@@ -20,6 +20,8 @@ class MinibatchStd(nn.Module):
     of near-identical fakes then stands out against varied real data.
     """
 
+    couples_samples = True  # each output depends on the whole batch
+
     def __init__(self, group_size: int = 4, num_channels: int = 1, eps: float = 1e-8) -> None:
         super().__init__()
         if group_size < 1 or num_channels < 1:
@@ -52,6 +54,8 @@ class MinibatchDiscrimination(nn.Module):
     ``M_i = x_i T`` (``[B, C]`` per sample); feature ``b`` of sample ``i`` is
     ``sum_{j != i} exp(-||M_i,b - M_j,b||_1)``: how many other samples look like ``i`` under kernel ``b``.
     """
+
+    couples_samples = True  # each output depends on the whole batch
 
     def __init__(self, in_features: int, num_kernels: int, kernel_dim: int = 5) -> None:
         super().__init__()
