@@ -128,3 +128,13 @@ def test_sample_coupling_is_detected_and_joint_scoring_is_exact() -> None:
     joint_real, joint_fake = D(torch.cat([real, fake]), None).chunk(2)
     torch.testing.assert_close(joint_real, D(real, None))
     torch.testing.assert_close(joint_fake, D(fake, None))
+
+
+def test_plain_loop_refuses_a_compiled_spectral_norm_d(tmp_path: Path) -> None:
+    from ganforge.errors import ConfigError
+
+    overrides = ["trainer=cpu", "model=sngan", "model.compile=true", "data.resolution=32", "data.channels=3"]
+    cfg = throughput.compose_config(overrides, tmp_path)
+    batches = throughput.DeviceBatches((3, 32, 32), 2, torch.device("cpu"))
+    with pytest.raises(ConfigError, match="spectral-norm D"):
+        throughput.run_plain(cfg, batches, 0, 1, torch.device("cpu"), fast=False)

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ganforge.ema import update_ema
 from ganforge.errors import ConfigError, GanforgeError
+from ganforge.models.spectral import SpectralNormStep
 from ganforge.module import compile_options
 from ganforge.precision import set_tf32
 from ganforge.utils import instantiate, instantiate_dict, pick_device
@@ -164,6 +165,11 @@ def run_plain(
     for net in (G, D, G_ema):
         net.to(memory_format=layout)
     compiled = compile_options(cfg.model.get("compile"))
+    if compiled is not None and SpectralNormStep(D):
+        raise ConfigError(
+            "the plain loop cannot compile a spectral-norm D: compiled, torch's power iteration breaks "
+            "the shared D(real)/D(fake) backward (ganforge.models.spectral); use model.compile=false"
+        )
     g_fwd, d_fwd = (G, D) if compiled is None else (torch.compile(m, **compiled) for m in (G, D))
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
