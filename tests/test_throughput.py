@@ -55,6 +55,17 @@ def test_benchmark_rejects_what_the_plain_loop_does_not_implement(tmp_path: Path
     assert "non-saturating" in capsys.readouterr().err
 
 
+def test_benchmark_times_ganforge_alone_for_any_config(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "throughput.json"
+    args = ["--device", "cpu", "--threads", "1", "--resolution", "16", "--batch-size", "4", "--base-channels"]
+    args += ["4", "--warmup", "1", "--steps", "3", "--repeats", "1", "--mode", "fp32", "--ganforge-only"]
+    assert throughput.main([*args, "--out", str(out), "loss=hinge", "loss.n_critic=2"]) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["plain_img_per_s"] is None and result["ratio"] is None and result["plain_runs"] == []
+    assert result["ganforge_img_per_s"] > 0
+    assert "| fp32 | - |" in capsys.readouterr().out
+
+
 def _params(net: torch.nn.Module) -> list[torch.Tensor]:
     return [p for p in net.parameters() if p.ndim == 4]
 
