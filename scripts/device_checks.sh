@@ -21,14 +21,16 @@ case "${1:-}" in
 speed)
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)"
-  bench() {  # MODE SECONDS [OVERRIDES]: one process each, so that a failing compile costs only its mode
-    local mode=$1 limit=$2 name=throughput_$1${3:+_alt}
+  bench() {  # NAME MODE SECONDS [ARGS]: one process each, so that a failing compile costs only its run
+    local name=throughput_$1 mode=$2 limit=$3
     timeout "$limit" python3 -m ganforge.benchmarks.throughput --device cuda --mode "$mode" --warmup 30 \
-      --steps 200 --out "$OUT/$name.json" "${@:3}" 2>&1 | grep -v "| D " | tee -a "$OUT/throughput.log"
+      --steps 200 --out "$OUT/$name.json" "${@:4}" 2>&1 | grep -v "| D " | tee -a "$OUT/throughput.log"
   }
-  bench fp32 120
-  bench fast 240
+  bench fp32 fp32 120
+  bench fast fast 240
   fast_ok=$?
+  # the CIFAR-10 preset's step rate (SNGAN-32, hinge, 5 D steps per G step, batch 64), ganforge alone
+  bench sngan fast 150 --resolution 32 --batch-size 64 --ganforge-only -- model=sngan loss=hinge loss.n_critic=5
   timeout 150 python3 benchmarks/metrics_agreement.py --samples 50000 --agreement-samples 10000 --subdir test \
     --device cuda --real .device/cifar10-test.zip --weights .device/inception.pth --json "$OUT/metrics.json" \
     2>&1 | tee "$OUT/metrics.log"
@@ -36,7 +38,7 @@ speed)
     trainer.max_steps=1000 callbacks.metrics.every_n_steps=1000 hydra.run.dir=outputs/device_smoke \
     > "$OUT/smoke.log" 2>&1
   echo "smoke run: exit $?"; grep -E "img/s|fid=|Error|error" "$OUT/smoke.log" | tail -5
-  [ "$fast_ok" = 0 ] || bench fast 200 model.channels_last=false  # the fast settings less NHWC
+  [ "$fast_ok" = 0 ] || bench fast_nchw fast 200 -- model.channels_last=false  # fast settings less NHWC
   grep -E "round|img/s|^\| f|Error" "$OUT/throughput.log" | tail -n 14; grep -A8 "^Agreement" "$OUT/metrics.log"
   ;;
 cifar)
