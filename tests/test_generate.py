@@ -22,6 +22,7 @@ from ganforge.callbacks.progress import (
     images_per_second,
     progress_bar,
 )
+from ganforge.checkpoint import load_generator
 from ganforge.errors import ConfigError
 from ganforge.generate import find_ffmpeg, generate, generator_kwargs, interpolation_latents
 from ganforge.models.stylegan import StyleGANGenerator
@@ -235,3 +236,22 @@ def test_progress_lines_in_a_real_run(compose_cfg, caplog, tmp_path) -> None:
     # trainer.enable_progress_bar=false (every other test) makes the entry a no-op callback
     off = train(compose_cfg("trainer.max_steps=1", output_dir=tmp_path / "off"))["trainer"]
     assert not [c for c in off.callbacks if isinstance(c, ProgressBar)]
+
+
+def test_slim_checkpoint_samples_like_the_full_one(ckpts, tmp_path: Path) -> None:
+    """scripts/slim_checkpoint.py: only G_ema (float16) and the run config, read by load_generator."""
+    slim = tmp_path / "slim.ckpt"
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts/slim_checkpoint.py"), str(ckpts["dcgan"]), str(slim)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    state = torch.load(slim, map_location="cpu", weights_only=False)["state_dict"]
+    assert state and all(k.startswith("G_ema.") for k in state)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert slim.stat().st_size < ckpts["dcgan"].stat().st_size / 4
+    full, _ = load_generator(ckpts["dcgan"])
+    small, _ = load_generator(slim)
+    z = torch.randn(4, full.z_dim)
+    torch.testing.assert_close(small(z), full(z), atol=2e-2, rtol=0)  # float16 weights
+    assert next(small.parameters()).dtype == torch.float32

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -427,3 +429,22 @@ def test_extractor_autotunes_cudnn_on_cuda_only() -> None:
             assert not cudnn.benchmark
     finally:
         cudnn.benchmark = before
+
+
+@needs_fid_helper
+def test_device_weights_round_trip_through_float16(tmp_path: Path) -> None:
+    """scripts/device_weights.py: 48 MB float16 to carry, float32 again, both loadable by ganforge."""
+    script = Path(__file__).resolve().parents[1] / "scripts/device_weights.py"
+    half, full = tmp_path / "w16.pth", tmp_path / "w32.pth"
+    for args in (["pack", str(half)], ["unpack", str(half), str(full)]):
+        cmd = [sys.executable, str(script), *args]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert half.stat().st_size < 50e6 < full.stat().st_size
+    exact = fid_helper_state_dict(fid_helper_path())
+    restored = torch.load(full, weights_only=True)
+    assert restored.keys() == exact.keys()
+    for key, value in exact.items():
+        assert restored[key].dtype == value.dtype
+        torch.testing.assert_close(restored[key], value.half().to(value.dtype), equal_nan=True)
+    assert build_extractor("inception", weights=full).feature_dim == 2048
