@@ -64,8 +64,7 @@ def sync(device: torch.device) -> None:
 @torch.no_grad()
 def generate(resolution: int, n: int, batch_size: int, device: torch.device, seed: int = 0) -> torch.Tensor:
     """``n`` uint8 images from a fixed-seed random DCGAN (as a saved PNG would hold them)."""
-    torch.manual_seed(seed)
-    g = Uint8Generator(generator(resolution, device))
+    g = Uint8Generator(generator(resolution, device, seed))
     gen = torch.Generator(device=device).manual_seed(seed)
     out = []
     for start in range(0, n, batch_size):
