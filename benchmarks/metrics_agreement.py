@@ -6,7 +6,8 @@ with the same Inception network and weights: ganforge's extractor and metric cod
 KID differ by more than ``--tolerance`` (relative). Then times one job both ways: FID-N of a 64x64
 generator against real statistics already cached (generation + features + distance; the training
 callback's path), ganforge's against ``calculate_metrics`` with a ``GenerativeModelModuleWrapper`` and
-torch-fidelity's own statistics cache::
+torch-fidelity's own statistics cache. With ``--tf32`` (the default on CUDA) it also times that job
+with ``precision=tf32`` features and reports how far its FID and KID move from the exact ones::
 
     python benchmarks/metrics_agreement.py --samples 2000 --device cpu
     python benchmarks/metrics_agreement.py --samples 50000 --agreement-samples 10000 --device cuda
@@ -15,6 +16,7 @@ torch-fidelity's own statistics cache::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import sys
@@ -30,7 +32,6 @@ from ganforge.metrics.compute import fid_from_features, kid_from_features
 from ganforge.metrics.extractors import (
     FeatureExtractor,
     build_extractor,
-    exact_fp32,
     export_torch_fidelity_weights,
     fid_helper_path,
     is_torchscript,
@@ -38,6 +39,7 @@ from ganforge.metrics.extractors import (
 )
 from ganforge.metrics.reference import reference_features
 from ganforge.models.dcgan import DCGANGenerator
+from ganforge.precision import exact_fp32
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REAL = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.zip"
@@ -115,6 +117,41 @@ def torch_fidelity_weights(weights: str | None, cache: Path) -> str:
     return str(export_torch_fidelity_weights(cache / "inception-fid-helper-as-torch-fidelity.pth", source))
 
 
+def tf32_job(
+    exact: FeatureExtractor,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    real64: Dataset,
+    cache: Path,
+    key: dict[str, object],
+    res: dict[str, float | str | int],
+    args: argparse.Namespace,
+    device: torch.device,
+) -> dict[str, float]:
+    """The agreement set and the timed FID-N job again with TF32 features; differences from exact."""
+    extractor = copy.deepcopy(exact)
+    extractor.use_precision("tf32")  # a different name: its own reference cache entry
+    bs, n = args.batch_size, len(real)
+    subset = min(args.kid_subset_size, n)
+    t0 = time.perf_counter()
+    real_f, fake_f = extract(extractor, real, bs), extract(extractor, fake, bs)
+    sync(device)
+    out = {"tf32_extract_s": time.perf_counter() - t0, "tf32_fid": fid_from_features(real_f, fake_f)}
+    kid = kid_from_features(real_f, fake_f, subsets=args.kid_subsets, subset_size=subset, seed=2020)
+    out["tf32_kid"] = kid[0]
+    reference_features(real64, extractor, args.samples, cache, key, batch_size=bs)  # cold: fills the cache
+    sync(device)
+    t0 = time.perf_counter()
+    ref = reference_features(real64, extractor, args.samples, cache, key, batch_size=bs).to(device)
+    out["tf32_fid64"] = fid_from_features(ref, extract(extractor, generate(64, args.samples, bs, device), bs))
+    sync(device)
+    out["tf32_fid64_cached_total_s"] = time.perf_counter() - t0
+    for name, exact_key in (("fid", "ganforge_fid"), ("kid", "ganforge_kid"), ("fid64", "fid64")):
+        reference = float(res[exact_key])
+        out[f"tf32_{name}_rel_diff"] = abs(out[f"tf32_{name}"] - reference) / max(abs(reference), 1e-12)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--samples", type=int, default=2000, help="generated images for the timed FID-N")
@@ -128,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.add_argument("--tolerance", type=float, default=1e-3, help="max relative difference (default 0.1%%)")
     p.add_argument("--cache-dir", type=Path, default=None, help="default: a temporary folder")
+    p.add_argument(
+        "--tf32", action=argparse.BooleanOptionalAction, default=None, help="also time TF32 (CUDA default)"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -206,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     res["torch_fidelity_fid64_cached_total_s"] = time.perf_counter() - t0
     res["torch_fidelity_fid64"] = tf64["frechet_inception_distance"]
 
+    if args.tf32 if args.tf32 is not None else device.type == "cuda":
+        res |= tf32_job(extractor, real, fake, real64, cache, key, res, args, device)
+
     rows = []
     ok = True
     for name in ("fid", "kid"):
@@ -232,6 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{res['ref_cold_s']:.1f} s cold, {res['ref_cached_s']:.2f} s from cache), "
         f"torch-fidelity {tf_s:.1f} s (FID {res['torch_fidelity_fid64']:.4g})"
     )
+    if "tf32_fid64_cached_total_s" in res:
+        print(
+            f"  TF32 features (precision=tf32): FID-{n_fake} job {res['tf32_fid64_cached_total_s']:.1f} s "
+            f"(FID {res['tf32_fid64']:.6g}, {res['tf32_fid64_rel_diff']:.2e} from exact); "
+            f"{n} vs {n}: FID {res['tf32_fid']:.6g} ({res['tf32_fid_rel_diff']:.2e}), "
+            f"KID {res['tf32_kid']:.6g} ({res['tf32_kid_rel_diff']:.2e}), "
+            f"features {res['tf32_extract_s']:.1f} s"
+        )
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
     print("OK" if ok else f"FAIL: difference above {args.tolerance:.1e}")

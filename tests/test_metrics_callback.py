@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from ganforge.callbacks.metrics import GenerativeMetrics
 from ganforge.errors import ConfigError
 from ganforge.metrics.evaluate import check_metrics, share
 from ganforge.metrics.extractors import NoLogitsError, build_extractor
@@ -40,6 +41,8 @@ def test_metric_names_and_logits_are_checked_up_front() -> None:
     with pytest.raises(NoLogitsError, match="Inception Score needs class logits"):
         check_metrics(["is"], tiny)
     assert [share(10, 3, r) for r in range(3)] == [4, 3, 3]
+    with pytest.raises(ConfigError, match="precision 'fp16' is unknown"):
+        GenerativeMetrics(precision="fp16")  # at configuration time, before any weights load
 
 
 def test_callback_logs_metrics_tracks_best_and_keeps_best_checkpoint(compose_cfg, tmp_path) -> None:
@@ -88,15 +91,22 @@ def test_eval_py_writes_results_and_protocol(compose_cfg, tmp_path) -> None:
     report = json.loads(out.read_text())
     assert set(report["results"]) == {"fid", "kid", "kid_std", "is", "is_std"}
     protocol = report["protocol"]
-    assert protocol["extractor"] == "tiny-random-conv (test only)"
+    assert protocol["extractor"] == "tiny-random-conv (test only)" and protocol["precision"] == "exact"
     assert protocol["num_samples"] == 300 and protocol["num_real"] == 256  # the run used data.max_samples=256
     assert protocol["reference"]["split"] == "test" and protocol["reference"]["resolution"] == 28
     assert report["global_step"] == 2 and report["generator"] == "EMA"
-    # Same checkpoint, same protocol: same numbers (deterministic latents, cached reference).
+    # Same checkpoint and latents with TF32 features: named apart, cached apart; on CPU (no TF32) the
+    # same numbers.
     again = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "eval.py"), *args], capture_output=True, text=True, timeout=300
+        [sys.executable, str(REPO_ROOT / "eval.py"), *args, "precision=tf32"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert json.loads(out.read_text())["results"] == report["results"], again.stderr[-2000:]
+    tf32 = json.loads(out.read_text())
+    assert tf32["protocol"]["precision"] == "tf32", again.stderr[-2000:]
+    assert tf32["protocol"]["extractor"] == "tiny-random-conv (test only) [TF32]"
+    assert tf32["results"] == report["results"] and len(list((tmp_path / "cache").iterdir())) == 2
 
     bad = subprocess.run(
         [sys.executable, str(REPO_ROOT / "eval.py"), f"ckpt_path={tmp_path / 'nope.ckpt'}"],

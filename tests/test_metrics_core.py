@@ -33,7 +33,6 @@ from ganforge.metrics.extractors import (
     InceptionWeightsNotFoundError,
     NoLogitsError,
     build_extractor,
-    exact_fp32,
     export_torch_fidelity_weights,
     fid_helper_path,
     fid_helper_state_dict,
@@ -41,7 +40,7 @@ from ganforge.metrics.extractors import (
     torch_fidelity_hub_path,
 )
 from ganforge.metrics.reference import reference_features
-from ganforge.precision import set_tf32
+from ganforge.precision import exact_fp32, fp32_math, set_tf32
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 needs_fid_helper = pytest.mark.skipif(
@@ -407,12 +406,33 @@ def test_exact_fp32_switches_tf32_off_and_restores(recwarn: pytest.WarningsRecor
                 assert torch.get_float32_matmul_precision() == "highest"
             assert (cudnn.conv.fp32_precision, mm.fp32_precision) == state
             assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest")
+            with fp32_math(torch.device("cuda"), tf32=True):  # precision=tf32 metrics
+                assert cudnn.conv.fp32_precision == mm.fp32_precision == "tf32"
+                assert torch.get_float32_matmul_precision() == "high"
+            assert (cudnn.conv.fp32_precision, mm.fp32_precision) == state
             with exact_fp32(torch.device("cpu")):
                 assert (cudnn.conv.fp32_precision, mm.fp32_precision) == state
     finally:
         cudnn.conv.fp32_precision = before[0]
         torch.set_float32_matmul_precision(before[2])
     assert not [w for w in recwarn if "TF32" in str(w.message)]
+
+
+def test_tf32_precision_is_named_and_cached_apart(tmp_path: Path, counted: list[int]) -> None:
+    """precision=tf32 changes the extractor's name and fingerprint: never mixed with exact features."""
+    exact, fast = build_extractor("tiny"), build_extractor("tiny", precision="tf32")
+    assert (exact.precision, fast.precision) == ("exact", "tf32")
+    assert fast.name == exact.name + " [TF32]" and fast.fingerprint() != exact.fingerprint()
+    x = images(64)
+    assert torch.equal(exact(x)["features"], fast(x)["features"])  # CPU: TF32 does not exist there
+    data = InMemoryImages(images(40, seed=8))
+    for ex in (exact, fast, exact):
+        reference_features(data, ex, 40, tmp_path, {"dataset": "x"}, batch_size=16)
+    assert counted == [40, 40]  # the third call hits the exact entry
+    fast.use_precision("exact")
+    assert (fast.name, fast.fingerprint()) == (exact.name, exact.fingerprint())
+    with pytest.raises(ConfigError, match="precision 'bf16' is unknown; choose one of exact, tf32"):
+        build_extractor("tiny", precision="bf16")
 
 
 def test_extractor_autotunes_cudnn_on_cuda_only() -> None:

@@ -31,7 +31,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt = load_checkpoint(cfg.ckpt_path)
     run_cfg = run_config(ckpt)
     device = pick_device(str(cfg.device))
-    extractor = build_extractor(cfg.extractor, weights=cfg.weights, device=device)
+    extractor = build_extractor(cfg.extractor, weights=cfg.weights, device=device, precision=cfg.precision)
     check_metrics(metrics, extractor)
 
     data_cfg = OmegaConf.merge(run_cfg.data, cfg.get("data") or {})

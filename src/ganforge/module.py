@@ -360,6 +360,10 @@ class GANModule(L.LightningModule):
         step = self.global_step  # batches done before this one
         update_g = (step + 1) % self.n_critic == 0
         logs: dict[str, torch.Tensor] = {}
+        if self._fast:
+            # CUDA graphs (compile mode reduce-overhead) reuse their output memory from here on;
+            # nothing computed in earlier steps is read after this point
+            torch.compiler.cudagraph_mark_step_begin()
 
         # Discriminator update (counted: advances global_step).
         if self._d_power_iteration is not None:

@@ -1,7 +1,9 @@
 """Float32 math modes on CUDA: TF32 tensor cores for training, exact IEEE fp32 for metrics.
 
-Training tolerates TF32's 10-bit mantissa and runs several times faster on Ampere and later GPUs;
-feature extraction for FID does not (published numbers were computed in full fp32).
+Training tolerates TF32's 10-bit mantissa and runs several times faster on Ampere and later GPUs.
+Feature extraction for FID runs in exact fp32 by default, as the published numbers were computed;
+``precision=tf32`` on the metrics trades a small, measured FID deviation for speed
+(``benchmarks/metrics_agreement.py`` reports both).
 """
 
 from __future__ import annotations
@@ -41,17 +43,22 @@ def set_tf32(enabled: bool) -> None:
 
 
 @contextlib.contextmanager
-def exact_fp32(device: torch.device) -> Iterator[None]:
-    """Full-fp32 convolutions and matmuls on CUDA (no TF32), as the reference numbers were computed."""
+def fp32_math(device: torch.device, tf32: bool) -> Iterator[None]:
+    """Float32 convolutions and matmuls on CUDA as IEEE fp32 (``tf32=False``) or TF32, then restored."""
     if device.type != "cuda":
         yield
         return
-    owner, attr, value = _conv_switch(False)
+    owner, attr, value = _conv_switch(tf32)
     conv_before, matmul_before = getattr(owner, attr), _matmul_precision()
     setattr(owner, attr, value)
-    torch.set_float32_matmul_precision("highest")
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
     try:
         yield
     finally:
         setattr(owner, attr, conv_before)
         torch.set_float32_matmul_precision(matmul_before)
+
+
+def exact_fp32(device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """Full-fp32 convolutions and matmuls on CUDA (no TF32), as the reference numbers were computed."""
+    return fp32_math(device, tf32=False)

@@ -187,6 +187,8 @@ def run_plain(
             seconds = time.perf_counter() - t0
         if step > warmup + steps:  # one untimed step after the window, as in the Lightning run
             break
+        if compiled is not None:
+            torch.compiler.cudagraph_mark_step_begin()  # as GANModule.training_step
         real = images.float().div_(127.5).sub_(1.0).contiguous(memory_format=layout)
         n = real.shape[0]
         with autocast:

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 
 from ganforge.metrics.evaluate import check_metrics, evaluate_generator
-from ganforge.metrics.extractors import FeatureExtractor, build_extractor
+from ganforge.metrics.extractors import FeatureExtractor, build_extractor, check_precision
 from ganforge.rng import preserved_rng
 
 log = logging.getLogger("ganforge")
@@ -31,6 +31,7 @@ class GenerativeMetrics(L.Callback):
         num_real: real images for the reference statistics (default: ``num_samples``).
         extractor: ``inception`` (torch-fidelity's inception-v3-compat), ``domain`` or ``tiny``.
         weights: weights file for the extractor (see ``ganforge.metrics.extractors``).
+        precision: ``exact`` (IEEE fp32 on CUDA, the published protocol) or ``tf32`` (faster).
         cache_dir: where reference features are cached.
         batch_size: generation/extraction batch size.
         seed: seed of the evaluation latents (separate from training randomness).
@@ -44,6 +45,7 @@ class GenerativeMetrics(L.Callback):
         num_real: int | None = None,
         extractor: str = "inception",
         weights: str | None = None,
+        precision: str = "exact",
         cache_dir: str = "outputs/cache/reference",
         batch_size: int = 250,
         seed: int = 0,
@@ -51,11 +53,13 @@ class GenerativeMetrics(L.Callback):
         kid_subset_size: int = 1000,
     ) -> None:
         self.metrics = check_metrics(metrics)
+        check_precision(precision)
         self.every_n_steps = every_n_steps
         self.num_samples = num_samples
         self.num_real = num_real
         self.extractor_kind = extractor
         self.weights = weights
+        self.precision = precision
         self.cache_dir = cache_dir
         self.batch_size = batch_size
         self.seed = seed
@@ -69,7 +73,9 @@ class GenerativeMetrics(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: Any, stage: str) -> None:
         # Build and check the extractor before the first training step (clear errors early).
         if self.extractor is None:
-            self.extractor = build_extractor(self.extractor_kind, weights=self.weights)
+            self.extractor = build_extractor(
+                self.extractor_kind, weights=self.weights, precision=self.precision
+            )
             check_metrics(self.metrics, self.extractor)
             log.info(
                 "Metrics %s with extractor %s (%s)",

