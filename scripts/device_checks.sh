@@ -22,7 +22,8 @@ case "${1:-}" in
 speed)
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)"
-  timeout 150 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -n 15 | tee "$OUT/pytest_gpu.log"
+  timeout 150 python3 -m pytest -m gpu -q --tb=short -p no:cacheprovider tests/test_gpu.py > "$OUT/pytest_gpu.log" 2>&1
+  grep -E "^(E |FAILED|ERROR)|passed|failed" "$OUT/pytest_gpu.log" | tail -n 30
   bench() {  # NAME MODE SECONDS [ARGS]: one process each, so that a failing compile costs only its run
     local name=throughput_$1 mode=$2 limit=$3
     timeout "$limit" python3 -m ganforge.benchmarks.throughput --device cuda --mode "$mode" --warmup 30 \
@@ -37,6 +38,7 @@ speed)
   bench sngan fast 100 "${SNGAN[@]}"
   bench sngan_cg fast 100 "${SNGAN[@]}" "$CG"
   # the faster of the two goes to the CIFAR-10 run of the next call (outputs/ stays on a warm machine)
+  mkdir -p outputs
   python3 - "$OUT" "$CG" > outputs/device_cifar_overrides <<'PY' || true
 import json, sys
 rate = lambda n: json.load(open(f"{sys.argv[1]}/throughput_{n}.json"))["results"][0]["ganforge_img_per_s"]

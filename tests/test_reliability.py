@@ -262,3 +262,51 @@ def test_sigterm_under_ddp_saves_a_checkpoint_every_rank_resumes_from(tmp_path) 
     ckpt = load_checkpoint(run / "checkpoints/last.ckpt")
     assert ckpt["global_step"] >= 5
     assert len(ckpt["ganforge"]["rng_per_rank"]) == 2
+
+
+def test_nan_guard_copies_nothing_from_host_to_device_between_read_backs() -> None:
+    """A host-to-device copy blocks until the CUDA queue drains; the per-step check must not make one.
+
+    Shown on the meta device (any non-CPU device is alike here): a D-only step (no ``loss/g``), with
+    the weight check on, dispatches no copy from a CPU tensor.
+    """
+    from types import SimpleNamespace
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from ganforge.callbacks.guards import NonFiniteGuard
+
+    class HostCopies(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.copies: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            inputs = [a for a in args if isinstance(a, torch.Tensor)]
+            outputs = out if isinstance(out, (tuple, list)) else [out]
+            if any(a.device.type == "cpu" for a in inputs) and any(
+                isinstance(o, torch.Tensor) and o.device.type != "cpu" for o in outputs
+            ):
+                self.copies.append(str(func))
+            return out
+
+    meta = torch.device("meta")
+    module = SimpleNamespace(
+        device=meta,
+        step_losses={"loss/d": torch.zeros((), device=meta)},  # between G updates: no loss/g
+        G=torch.nn.Linear(3, 3, device=meta),
+        D=torch.nn.Linear(3, 1, device=meta),
+    )
+    trainer = SimpleNamespace(
+        global_step=3, callbacks=[], world_size=1, received_sigterm=False, max_steps=100
+    )
+    guard = NonFiniteGuard(every_n_steps=100)
+    guard.on_fit_start(trainer, module)
+    with HostCopies() as mode:
+        for step in (3, 4):
+            trainer.global_step = step
+            assert guard._bad_values(trainer, module) == (step, [])  # not read back yet
+    pending = guard._pending
+    assert pending.names == ["loss/d", "loss/g", "weights of G", "weights of D"]
+    assert pending.first_values.device == meta and mode.copies == []

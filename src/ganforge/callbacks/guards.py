@@ -73,7 +73,9 @@ class NonFiniteGuard(L.Callback):
     ) -> tuple[list[str], torch.Tensor]:
         """This step's checked values in fixed slots (names, one device tensor); stays on the device.
 
-        A value not produced this step (``loss/g`` between G updates) is a finite 0 in its slot.
+        A value not produced this step (``loss/g`` between G updates) is a finite 0 in its slot, made
+        on the device: a CPU zero copied there would wait for the whole CUDA queue (n_critic > 1 runs
+        would stall on 4 steps of 5).
         """
         # GANModule keeps this step's losses (loss/g on G-update steps only); other modules: what they log
         losses = getattr(pl_module, "step_losses", None)
@@ -83,8 +85,11 @@ class NonFiniteGuard(L.Callback):
         names: list[str] = list(LOSS_KEYS)
         values: list[torch.Tensor] = []
         for key in LOSS_KEYS:
-            value = torch.as_tensor(losses[key]).detach().reshape(()) if key in losses else torch.zeros(())
-            values.append(value.float().to(device))
+            if key in losses:
+                value = torch.as_tensor(losses[key]).detach().reshape(()).float().to(device)
+            else:
+                value = torch.zeros((), device=device)
+            values.append(value)
         if self.check_weights:
             for name in ("G", "D"):
                 params = self._weights(pl_module, name)
