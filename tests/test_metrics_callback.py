@@ -33,7 +33,7 @@ METRICS = (
 
 
 def test_metric_names_and_logits_are_checked_up_front() -> None:
-    with pytest.raises(ConfigError, match="choose from fid, kid, is"):
+    with pytest.raises(ConfigError, match="choose from fid, kid, is, prc"):
         check_metrics(["fid", "precision"])
     tiny = build_extractor("tiny")
     assert check_metrics(["FID", "is"], tiny) == ["fid", "is"]
@@ -75,7 +75,7 @@ def test_eval_py_writes_results_and_protocol(compose_cfg, tmp_path) -> None:
     out = tmp_path / "eval/metrics.json"
     args = [
         f"ckpt_path={ckpt}",
-        "metrics=[fid,kid,is]",
+        "metrics=[fid,kid,is,prc]",
         "num_samples=300",
         "extractor=tiny",
         "kid_subset_size=100",
@@ -89,7 +89,8 @@ def test_eval_py_writes_results_and_protocol(compose_cfg, tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert set(report["results"]) == {"fid", "kid", "kid_std", "is", "is_std"}
+    assert set(report["results"]) == {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall"}
+    assert 0 <= report["results"]["precision"] <= 1 and 0 <= report["results"]["recall"] <= 1
     protocol = report["protocol"]
     assert protocol["extractor"] == "tiny-random-conv (test only)" and protocol["precision"] == "exact"
     assert protocol["num_samples"] == 300 and protocol["num_real"] == 256  # the run used data.max_samples=256

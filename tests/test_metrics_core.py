@@ -166,6 +166,8 @@ def test_precision_recall() -> None:
     assert precision_recall(real, real) == (1.0, 1.0)
     precision, recall = precision_recall(real, gaussian(200, 16, 10, shift=100.0))
     assert precision == 0.0 and recall == 0.0
+    with pytest.raises(ConfigError, match="more than 3 real and generated samples"):
+        precision_recall(real, real[:3])
 
 
 # -- extractors ---------------------------------------------------------------------------------------

@@ -19,13 +19,14 @@ log = logging.getLogger("ganforge")
 class GenerativeMetrics(L.Callback):
     """Every ``every_n_steps`` steps and at the end of training, score the EMA generator.
 
-    Values go to every logger as ``metrics/<name>`` (``metrics/fid``, ``metrics/kid``, ``metrics/is``)
-    together with ``metrics/<name>_best``, and into ``trainer.callback_metrics`` so that
+    Values go to every logger as ``metrics/<name>`` (``metrics/fid``, ``metrics/kid``, ``metrics/is``;
+    ``metrics/precision`` and ``metrics/recall`` for ``prc``), FID, KID and IS also as
+    ``metrics/<name>_best``, and into ``trainer.callback_metrics`` so that
     ``ModelCheckpoint(monitor="metrics/fid", mode="min")`` keeps the best generator. Real features
     are computed once per (dataset, split, resolution, count, extractor) and cached on disk.
 
     Args:
-        metrics: any of ``fid``, ``kid``, ``is``.
+        metrics: any of ``fid``, ``kid``, ``is``, ``prc`` (improved precision/recall).
         every_n_steps: interval in training steps (0 = only at the end).
         num_samples: generated images per evaluation (e.g. 10000 for FID-10k, 50000 for FID-50k).
         num_real: real images for the reference statistics (default: ``num_samples``).

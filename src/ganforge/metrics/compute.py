@@ -166,6 +166,11 @@ def precision_recall(
     """
     from torch_fidelity.metric_prc import prc_features_to_metric
 
+    if min(len(real), len(fake)) <= neighborhood:
+        raise ConfigError(
+            f"precision/recall needs more than {neighborhood} real and generated samples each "
+            f"(its k-NN radius), got {len(real)} real and {len(fake)} generated; raise num_samples"
+        )
     out = prc_features_to_metric(
         fake.float(),
         real.float().to(fake.device),

@@ -19,11 +19,18 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from ganforge.errors import ConfigError
-from ganforge.metrics.compute import fid_from_features, inception_score, kid_from_features
+from ganforge.metrics.compute import (
+    fid_from_features,
+    inception_score,
+    kid_from_features,
+    precision_recall,
+)
 from ganforge.metrics.extractors import FeatureExtractor, require_logits
 from ganforge.metrics.reference import reference_features
 
-METRICS = ("fid", "kid", "is")
+# prc: improved precision/recall (Kynkäänniemi et al. 2019, torch-fidelity's implementation) on the
+# extractor's features; torch-fidelity's own default runs it on VGG-16 features instead.
+METRICS = ("fid", "kid", "is", "prc")
 
 
 def check_metrics(metrics: Sequence[str], extractor: FeatureExtractor | None = None) -> list[str]:
@@ -121,6 +128,8 @@ def score(
         if fake_logits is None:
             raise ConfigError("Inception Score needs logits and the extractor gave none")
         results["is"], results["is_std"] = inception_score(fake_logits, splits=is_splits)
+    if "prc" in metrics:
+        results["precision"], results["recall"] = precision_recall(real, fake)
     return {k: float(v) for k, v in results.items()}
 
 
