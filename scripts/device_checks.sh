@@ -5,6 +5,7 @@
 #                                                #   .device/SHA256SUMS: pytest -m gpu, training throughput vs
 #                                                #   a plain loop (also with CUDA graphs), FID-50k timing vs
 #                                                #   torch-fidelity (exact and TF32 features)
+#   bash scripts/device_checks.sh profile        # same carry, after speed: torch.profiler of both loops
 #   bash scripts/device_checks.sh cifar MINUTES [OVERRIDES]  # carry .whl .device/cifar10-jpeg.zip: CIFAR-10 for MINUTES,
 #                                                #   FID-10k against the 50k train images at the end
 # Results (JSON, logs, last sample grid, a slim EMA-generator checkpoint) go to $OUT (default outputs/device).
@@ -52,6 +53,13 @@ PY
     --device cuda --real .device/cifar10-test.zip --weights .device/inception.pth --json "$OUT/metrics.json" \
     2>&1 | tee "$OUT/metrics.log"
   grep -E "round|img/s|^\| f|Error" "$OUT/throughput.log" | tail -n 20; grep -A10 "^Agreement" "$OUT/metrics.log"
+  ;;
+profile)
+  # where ganforge's step loses time to the plain loop (DCGAN-64, batch 512, fast + CUDA graphs):
+  # per-step host/device ms, kernel and graph launches, syncs and copies; tables + gzipped traces
+  timeout 300 python3 -m ganforge.benchmarks.throughput --device cuda --mode fast --warmup 30 --steps 100 \
+    --repeats 1 --profile "$OUT/profile" --out "$OUT/throughput_profile.json" -- "model.compile={mode: reduce-overhead}" \
+    2>&1 | grep -E "round|profile|^\|"
   ;;
 cifar)
   minutes=${2:?minutes of training}

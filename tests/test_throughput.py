@@ -50,6 +50,21 @@ def test_benchmark_cli_writes_both_throughputs(tmp_path: Path, capsys) -> None:
     assert "| fp32 |" in capsys.readouterr().out
 
 
+def test_benchmark_profiles_both_loops(tmp_path: Path) -> None:
+    """``--profile``: per-step host/device time and launch/sync counts of each loop, tables and traces."""
+    out, prof = tmp_path / "throughput.json", tmp_path / "profile"
+    args = ["--device", "cpu", "--threads", "1", "--resolution", "16", "--batch-size", "4", "--base-channels"]
+    args += ["4", "--warmup", "1", "--steps", "2", "--repeats", "1", "--mode", "fp32"]
+    assert throughput.main([*args, "--profile", str(prof), "--profile-steps", "3", "--out", str(out)]) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    for loop in ("plain", "ganforge"):
+        summary = result["profile_per_step"][loop]
+        assert summary["wall_ms"] > 0 and summary["syncs"] == summary["kernel_launches"] == 0  # CPU
+        table = (prof / f"profile_fp32_{loop}.txt").read_text()
+        assert "ProfilerStep*" in table and "aten::convolution" in table
+        assert (prof / f"trace_fp32_{loop}.json.gz").stat().st_size > 0
+
+
 def test_benchmark_rejects_what_the_plain_loop_does_not_implement(tmp_path: Path, capsys) -> None:
     assert throughput.main(["--device", "cpu", "--steps", "1", "loss=hinge"]) == 2
     assert "non-saturating" in capsys.readouterr().err

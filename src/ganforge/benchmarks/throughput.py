@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,10 @@ def build_module(cfg: DictConfig) -> Any:
 class _Stopwatch(L.Callback):
     """Times steps ``warmup + 1 .. warmup + steps`` (synchronising the device at both ends)."""
 
-    def __init__(self, warmup: int, steps: int, seed: int | None = None) -> None:
-        self.warmup, self.steps, self.seed = warmup, steps, seed
+    def __init__(
+        self, warmup: int, steps: int, seed: int | None = None, on_step: Callable[[], Any] | None = None
+    ) -> None:
+        self.warmup, self.steps, self.seed, self.on_step = warmup, steps, seed, on_step
         self.seconds = float("nan")
         self._t0 = 0.0
 
@@ -114,6 +116,8 @@ class _Stopwatch(L.Callback):
             self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        if self.on_step is not None:
+            self.on_step()
         if trainer.global_step == self.warmup + self.steps:
             _sync(pl_module.device)
             self.seconds = time.perf_counter() - self._t0
@@ -126,13 +130,14 @@ def run_ganforge(
     steps: int,
     module: Any | None = None,
     seed: int | None = None,
+    on_step: Callable[[], Any] | None = None,
 ) -> tuple[float, Any]:
     """Seconds for ``steps`` timed steps of ``GANModule`` under Lightning with the config's callbacks.
 
     One more step follows the timed ones: the end-of-run work (final log line, checks) is not timed.
     """
     module = module if module is not None else build_module(cfg)
-    watch = _Stopwatch(warmup, steps, seed)
+    watch = _Stopwatch(warmup, steps, seed, on_step)
     callbacks = [*instantiate_dict(cfg.get("callbacks"), "callback"), watch]
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     trainer: L.Trainer = instantiate(
@@ -152,6 +157,7 @@ def run_plain(
     fast: bool,
     init: Any | None = None,
     seed: int | None = None,
+    on_step: Callable[[], Any] | None = None,
 ) -> tuple[float, dict[str, torch.nn.Module]]:
     """The same training written directly in PyTorch: no framework, no callbacks, no logging."""
     source = init if init is not None else build_module(cfg)
@@ -211,6 +217,8 @@ def run_plain(
         D.requires_grad_(True)
         opt_g.step()
         update_ema(G_ema, G, beta)  # plain torch ops (lerp of weights, copy of buffers), no framework
+        if on_step is not None:
+            on_step()
     return seconds, {"G": G, "D": D, "G_ema": G_ema}
 
 
@@ -239,6 +247,8 @@ def benchmark(
     repeats: int,
     log: Any = print,
     plain_loop: bool = True,
+    profile_dir: Path | None = None,
+    profile_steps: int = 20,
 ) -> dict[str, Any]:
     """Alternate plain and ganforge runs ``repeats`` times; images/s of each and their ratio.
 
@@ -264,6 +274,16 @@ def benchmark(
             was = f"plain {plain[-1]:,.0f}, " if plain_loop else ""
             log(f"{mode} round {r + 1}/{repeats}: {was}ganforge {ours[-1]:,.0f} img/s")
         resolved = OmegaConf.to_container(cfg.model, resolve=True)
+        profiles = {}
+        if profile_dir is not None:
+            loops = ("plain", "ganforge") if plain_loop else ("ganforge",)
+            for loop in loops:
+                summary = profile(cfg, batches, device, mode, loop, warmup, profile_steps, profile_dir)
+                profiles[loop] = summary
+                log(
+                    f"{mode} profile, {loop}, per step: "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in summary.items())
+                )
     p, g = (statistics.median(plain) if plain else None), statistics.median(ours)
     return {
         "mode": mode,
@@ -274,7 +294,69 @@ def benchmark(
         "ganforge_runs": ours,
         "model": resolved["generator"]["_target_"],
         "precision": str(cfg.trainer.precision),
+        **({"profile_per_step": profiles} if profiles else {}),
     }
+
+
+# What a step costs, by kind of call: launches, graph replays, and anything that waits for the GPU.
+_PROFILE_EVENTS = {
+    "kernel_launches": ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx"),
+    "graph_launches": ("cudaGraphLaunch",),
+    "syncs": ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize"),
+    "memcpy": ("cudaMemcpy", "cudaMemcpyAsync"),
+}
+
+
+def profile(
+    cfg: DictConfig,
+    batches: DeviceBatches,
+    device: torch.device,
+    mode: str,
+    loop: str,
+    warmup: int,
+    steps: int,
+    out_dir: Path,
+) -> dict[str, float]:
+    """``torch.profiler`` over ``steps`` steps of one loop: per-step summary; tables and trace in ``out_dir``.
+
+    Host milliseconds per step against device milliseconds per step tells a launch- or Python-bound
+    loop from a GPU-bound one; ``syncs`` and ``memcpy`` per step find what makes the host wait.
+    """
+    from torch.profiler import ProfilerActivity, schedule
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch.profiler.profile(
+        activities=activities, schedule=schedule(wait=warmup, warmup=2, active=steps, repeat=1)
+    ) as prof:
+        t = {"ms": 0.0}
+
+        def step() -> None:
+            prof.step()
+            if prof.step_num == warmup + 2:
+                _sync(device)
+                t["ms"] = time.perf_counter()
+            elif prof.step_num == warmup + 2 + steps:
+                _sync(device)
+                t["ms"] = (time.perf_counter() - t["ms"]) * 1e3
+
+        if loop == "plain":
+            run_plain(cfg, batches, warmup + steps + 3, 1, device, fast=mode == "fast", on_step=step)
+        else:
+            run_ganforge(cfg, batches, warmup + steps + 3, 1, on_step=step)
+    events = prof.key_averages()
+    summary = {"wall_ms": t["ms"] / steps}
+    device_us = sum(getattr(e, "self_device_time_total", 0.0) for e in events if e.device_type.name == "CUDA")
+    summary["device_ms"] = device_us / 1e3 / steps
+    for key, names in _PROFILE_EVENTS.items():
+        summary[key] = sum(e.count for e in events if e.key in names) / steps
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    text = [events.table(sort_by="self_cpu_time_total", row_limit=40)]
+    if device.type == "cuda":
+        text.append(events.table(sort_by=sort, row_limit=25))
+    (out_dir / f"profile_{mode}_{loop}.txt").write_text("\n\n".join(text))
+    prof.export_chrome_trace(str(out_dir / f"trace_{mode}_{loop}.json.gz"))  # chrome://tracing, Perfetto
+    return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -296,6 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--ganforge-only", action="store_true", help="no plain loop: time any config (loss, n_critic, SN)"
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="also torch.profiler each loop; tables + traces here"
+    )
+    parser.add_argument("--profile-steps", type=int, default=20, help="steps recorded by --profile")
     parser.add_argument(
         "overrides", nargs="*", help="more Hydra overrides, e.g. model.discriminator.batch_norm=false"
     )
@@ -329,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.steps,
                 args.repeats,
                 plain_loop=not args.ganforge_only,
+                profile_dir=args.profile,
+                profile_steps=args.profile_steps,
             )
             for m in args.mode
         ]
