@@ -77,7 +77,7 @@ cifar)
   grep -E "img/s|fid=|Error|error" "$OUT/cifar.log" | tail -12
   ;;
 *)
-  echo "usage: bash scripts/device_checks.sh speed | cifar MINUTES [OVERRIDES]" >&2
+  echo "usage: bash scripts/device_checks.sh speed | profile | cifar MINUTES [OVERRIDES]" >&2
   exit 2
   ;;
 esac
