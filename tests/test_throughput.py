@@ -164,3 +164,45 @@ def test_plain_loop_refuses_a_compiled_spectral_norm_d(tmp_path: Path) -> None:
     batches = throughput.DeviceBatches((3, 32, 32), 2, torch.device("cpu"))
     with pytest.raises(ConfigError, match="spectral-norm D"):
         throughput.run_plain(cfg, batches, 0, 1, torch.device("cpu"), fast=False)
+
+
+def test_training_steps_read_nothing_back_from_the_device_between_logging_steps(tmp_path: Path) -> None:
+    """A read of a device value (``.item()``, ``float()``) makes the host wait for the CUDA queue.
+
+    Lightning turned ``prog_bar`` values into numbers after every batch, so logging the losses with
+    ``prog_bar=True`` stalled every step. On CPU such reads still dispatch ``_local_scalar_dense``:
+    counted per step here, they must happen only at logging / NaN-guard read-back steps (Adam's own
+    reads of its CPU step counters are left out: they stay on the host on a GPU too).
+    """
+    import traceback
+    from collections import Counter
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class DeviceReads(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.step = 0
+            self.per_step: Counter[int] = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if func is torch.ops.aten._local_scalar_dense.default and not any(
+                "torch/optim" in f.filename for f in traceback.extract_stack()
+            ):
+                self.per_step[self.step] += 1
+            return func(*args, **(kwargs or {}))
+
+    reads = DeviceReads()
+
+    def next_step() -> None:
+        reads.step += 1
+
+    every = ["trainer.log_every_n_steps=10", "callbacks.non_finite_guard.every_n_steps=10"]
+    cfg = throughput.compose_config([*TINY, *every], tmp_path)
+    batches = throughput.DeviceBatches((3, 16, 16), 8, torch.device("cpu"))
+    with reads:
+        throughput.run_ganforge(cfg, batches, 0, 34, on_step=next_step)
+    # step k's reads are counted under k - 1 (the counter moves at the end of each step); the run
+    # has 35 steps (34 timed + 1), the last one is always read back, and what follows is not a step
+    steps_with_reads = sorted(s + 1 for s, n in reads.per_step.items() if n and 0 < s < 35)
+    assert steps_with_reads == [10, 20, 30, 35]

@@ -447,15 +447,18 @@ class GANModule(L.LightningModule):
 
         ``step_losses`` (read each step by the NaN guard) never leaves the device. ``callback_metrics``
         (progress bar, other callbacks) is updated at logging steps and the last step only: Lightning's
-        ``self.log`` costs about a millisecond of Python per call. Values go to the loggers directly
-        because Lightning re-emits the last value of keys not logged in a step, which would plot
-        stale G losses on the steps without a G update.
+        ``self.log`` costs about a millisecond of Python per call. They are not ``prog_bar`` values:
+        Lightning turns those into Python numbers after *every* batch, a device-to-host read that
+        made each step wait for the whole CUDA queue (ganforge's progress bar reads
+        ``callback_metrics``). Values go to the loggers directly because Lightning re-emits the last
+        value of keys not logged in a step, which would plot stale G losses on the steps without a G
+        update.
         """
         self.step_losses = {k: logs[k] for k in ("loss/d", "loss/g") if k in logs}
         step = self.global_step
         trainer = self.trainer
         if step % trainer.log_every_n_steps == 0 or (trainer.max_steps > 0 and step >= trainer.max_steps):
-            self.log_dict(self.step_losses, prog_bar=True, logger=False)
+            self.log_dict(self.step_losses, prog_bar=False, logger=False)
         if not self._log_due(step):
             return
         metrics = {k: float(v) for k, v in logs.items()}
