@@ -331,3 +331,19 @@ def test_training_with_top_k_feeds_g_the_best_fakes_and_logs_the_share(
     train(cfg)
     assert seen == [8, 4, 4, 4]  # full batch at the first G update, then min_fraction 0.5 of 8
     assert logged(tmp_path / "run")["top_k/fraction"] == [1.0, 0.5, 0.5, 0.5]
+
+
+def test_rot90_turns_each_sample_by_a_multiple_of_90_degrees() -> None:
+    from ganforge.augment import rot90
+
+    torch.manual_seed(0)
+    for shape in ((64, 3, 8, 8), (64, 3, 6, 8)):
+        x = torch.randn(shape)
+        out = rot90(x)
+        turns = (0, 1, 2, 3) if shape[-1] == shape[-2] else (0, 2)  # non-square: shape kept
+        seen = set()
+        for sample, result in zip(x, out, strict=True):
+            match = [t for t in turns if torch.equal(torch.rot90(sample, t, dims=(1, 2)), result)]
+            assert match, "not a rotation of its input"
+            seen.add(match[0])
+        assert seen == set(turns)  # 64 samples: every allowed turn occurs

@@ -166,13 +166,28 @@ def test_plain_loop_refuses_a_compiled_spectral_norm_d(tmp_path: Path) -> None:
         throughput.run_plain(cfg, batches, 0, 1, torch.device("cpu"), fast=False)
 
 
-def test_training_steps_read_nothing_back_from_the_device_between_logging_steps(tmp_path: Path) -> None:
+SNGAN_32 = ["model=sngan", "loss=hinge", "loss.n_critic=5", "data.resolution=32"]
+
+
+@pytest.mark.parametrize(
+    ("model", "ada_steps"),
+    [
+        ([], []),
+        ([*SNGAN_32, "augment=diffaugment"], []),
+        ([*SNGAN_32, "augment=ada"], [4, 8, 12, 16, 20, 24, 28, 32]),
+    ],
+    ids=["dcgan", "sngan-diffaugment", "sngan-ada"],
+)
+def test_training_steps_read_nothing_back_from_the_device_between_logging_steps(
+    tmp_path: Path, model: list[str], ada_steps: list[int]
+) -> None:
     """A read of a device value (``.item()``, ``float()``) makes the host wait for the CUDA queue.
 
     Lightning turned ``prog_bar`` values into numbers after every batch, so logging the losses with
     ``prog_bar=True`` stalled every step. On CPU such reads still dispatch ``_local_scalar_dense``:
     counted per step here, they must happen only at logging / NaN-guard read-back steps (Adam's own
-    reads of its CPU step counters are left out: they stay on the host on a GPU too).
+    reads of its CPU step counters are left out: they stay on the host on a GPU too). ADA reads its
+    overfitting statistic back every ``interval`` (4) D steps, by design.
     """
     import traceback
     from collections import Counter
@@ -198,11 +213,12 @@ def test_training_steps_read_nothing_back_from_the_device_between_logging_steps(
         reads.step += 1
 
     every = ["trainer.log_every_n_steps=10", "callbacks.non_finite_guard.every_n_steps=10"]
-    cfg = throughput.compose_config([*TINY, *every], tmp_path)
-    batches = throughput.DeviceBatches((3, 16, 16), 8, torch.device("cpu"))
+    cfg = throughput.compose_config([*TINY, *every, *model], tmp_path, plain=False)
+    size = int(cfg.data.resolution)
+    batches = throughput.DeviceBatches((3, size, size), 8, torch.device("cpu"))
     with reads:
         throughput.run_ganforge(cfg, batches, 0, 34, on_step=next_step)
     # step k's reads are counted under k - 1 (the counter moves at the end of each step); the run
     # has 35 steps (34 timed + 1), the last one is always read back, and what follows is not a step
     steps_with_reads = sorted(s + 1 for s, n in reads.per_step.items() if n and 0 < s < 35)
-    assert steps_with_reads == [10, 20, 30, 35]
+    assert steps_with_reads == sorted({10, 20, 30, 35, *ada_steps})

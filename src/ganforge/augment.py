@@ -111,9 +111,9 @@ def rot90(x: torch.Tensor) -> torch.Tensor:
     if x.shape[-1] != x.shape[-2]:
         k = k & 2
     out = x
-    for turns in (1, 2, 3):
-        if (k == turns).any():
-            out = torch.where((k == turns).view(-1, 1, 1, 1), torch.rot90(x, turns, dims=(2, 3)), out)
+    # every turn is computed: asking first whether any sample needs it would read back from the GPU
+    for turns in (1, 2, 3) if x.shape[-1] == x.shape[-2] else (2,):
+        out = torch.where((k == turns).view(-1, 1, 1, 1), torch.rot90(x, turns, dims=(2, 3)), out)
     return out
 
 
