@@ -5,7 +5,8 @@
 #                                                #   .device/SHA256SUMS: pytest -m gpu, training throughput vs
 #                                                #   a plain loop (also with CUDA graphs), FID-50k timing vs
 #                                                #   torch-fidelity (exact and TF32 features)
-#   bash scripts/device_checks.sh profile        # same carry, after speed: torch.profiler of both loops
+#   bash scripts/device_checks.sh quick          # same carry, ~4 min: throughput fp32 + CUDA graphs, SNGAN rate
+#   bash scripts/device_checks.sh profile        # same carry: torch.profiler of both loops
 #   bash scripts/device_checks.sh cifar MINUTES [OVERRIDES]  # carry .whl .device/cifar10-jpeg.zip: CIFAR-10 for MINUTES,
 #                                                #   FID-10k against the 50k train images at the end
 # Results (JSON, logs, last sample grid, a slim EMA-generator checkpoint) go to $OUT (default outputs/device).
@@ -19,23 +20,32 @@ CIFAR=(experiment=cifar10_sngan trainer=gpu speed=fast callbacks=metrics data=im
   callbacks.metrics.batch_size=500 logger=csv callbacks.model_checkpoint.every_n_train_steps=20000
   callbacks.sample_grid.every_n_steps=5000)
 
+bench() {  # NAME MODE SECONDS [ARGS]: one process each, so that a failing compile costs only its run
+  local name=throughput_$1 mode=$2 limit=$3
+  timeout "$limit" python3 -m ganforge.benchmarks.throughput --device cuda --mode "$mode" --warmup 30 \
+    --steps 200 --out "$OUT/$name.json" "${@:4}" 2>&1 | grep -v "| D " | tee -a "$OUT/throughput.log"
+}
+CG="model.compile={mode: reduce-overhead}"  # CUDA graphs
+# the CIFAR-10 preset's step (SNGAN-32, hinge, 5 D steps per G step, batch 64), ganforge alone
+SNGAN=(--resolution 32 --batch-size 64 --ganforge-only --repeats 2 -- model=sngan loss=hinge loss.n_critic=5)
+
 case "${1:-}" in
+quick)  # ~4 min: fp32 and fastest throughput vs the plain loop, the CIFAR preset's CUDA-graph step rate
+  bench fp32 fp32 90 --repeats 2
+  bench fast_cg fast 150 --repeats 2 -- "$CG"
+  bench sngan_cg fast 100 "${SNGAN[@]}" "$CG"
+  mkdir -p outputs
+  if [ -s "$OUT/throughput_sngan_cg.json" ]; then echo "$CG"; fi > outputs/device_cifar_overrides
+  grep -E "round|^\| f" "$OUT/throughput.log" | tail -n 12
+  ;;
 speed)
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
   python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)"
   timeout 150 python3 -m pytest -m gpu -q --tb=short -p no:cacheprovider tests/test_gpu.py > "$OUT/pytest_gpu.log" 2>&1
   grep -E "^(E |FAILED|ERROR)|passed|failed" "$OUT/pytest_gpu.log" | tail -n 30
-  bench() {  # NAME MODE SECONDS [ARGS]: one process each, so that a failing compile costs only its run
-    local name=throughput_$1 mode=$2 limit=$3
-    timeout "$limit" python3 -m ganforge.benchmarks.throughput --device cuda --mode "$mode" --warmup 30 \
-      --steps 200 --out "$OUT/$name.json" "${@:4}" 2>&1 | grep -v "| D " | tee -a "$OUT/throughput.log"
-  }
-  CG="model.compile={mode: reduce-overhead}"  # CUDA graphs
   bench fp32 fp32 90 --repeats 2
   bench fast fast 150 --repeats 2
   bench fast_cg fast 150 --repeats 2 -- "$CG"
-  # the CIFAR-10 preset's step rate (SNGAN-32, hinge, 5 D steps per G step, batch 64), ganforge alone
-  SNGAN=(--resolution 32 --batch-size 64 --ganforge-only --repeats 2 -- model=sngan loss=hinge loss.n_critic=5)
   bench sngan fast 100 "${SNGAN[@]}"
   bench sngan_cg fast 100 "${SNGAN[@]}" "$CG"
   # the faster of the two goes to the CIFAR-10 run of the next call (outputs/ stays on a warm machine)
@@ -77,7 +87,7 @@ cifar)
   grep -E "img/s|fid=|Error|error" "$OUT/cifar.log" | tail -12
   ;;
 *)
-  echo "usage: bash scripts/device_checks.sh speed | profile | cifar MINUTES [OVERRIDES]" >&2
+  echo "usage: bash scripts/device_checks.sh speed | quick | profile | cifar MINUTES [OVERRIDES]" >&2
   exit 2
   ;;
 esac
