@@ -34,7 +34,32 @@ class SpectralNormStep:
 
     @torch.no_grad()
     def __call__(self) -> None:
-        """One update of every ``u``/``v`` (``n_power_iterations`` each); forwards then only read them."""
-        for sn, weight in self.pairs:
+        """One update of every ``u``/``v`` (``n_power_iterations`` each); forwards then only read them.
+
+        torch's ``_power_method`` layer by layer, with the normalisations of all layers done together
+        (multi-tensor ``foreach`` kernels): per iteration one matrix-vector product per layer and a few
+        launches in all, instead of about eight launches per layer. A small D's step on a GPU is bound
+        by launches.
+        """
+        if not self.pairs:
+            return
+        for sn, _ in self.pairs:
             sn.eval()  # again each time: Lightning's module.train() switches it back
-            sn._power_method(sn._reshape_weight_to_matrix(weight), sn.n_power_iterations)
+        for _ in range(max(sn.n_power_iterations for sn, _ in self.pairs)):
+            active = [(sn, w) for sn, w in self.pairs if _ < sn.n_power_iterations]
+            mats = [sn._reshape_weight_to_matrix(w) for sn, w in active]
+            us, vs = [sn._u for sn, _ in active], [sn._v for sn, _ in active]
+            eps = [sn.eps for sn, _ in active]
+            for mat, u, v in zip(mats, us, vs, strict=True):
+                torch.mv(mat, v, out=u)
+            _normalize_(us, eps)
+            for mat, u, v in zip(mats, us, vs, strict=True):
+                torch.mv(mat.H, u, out=v)
+            _normalize_(vs, eps)
+
+
+def _normalize_(vectors: list[torch.Tensor], eps: list[float]) -> None:
+    """``F.normalize(x, dim=0, eps=eps)`` of each vector, in place, in three multi-tensor kernels."""
+    norms = torch._foreach_norm(vectors)
+    torch._foreach_clamp_min_(norms, eps)
+    torch._foreach_div_(vectors, norms)
