@@ -324,36 +324,34 @@ def profile(
     """
     from torch.profiler import ProfilerActivity, schedule
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    first, last = warmup + 2, warmup + 2 + steps  # the recorded steps (after compilation, autotuning)
+    times: dict[int, float] = {}
     with torch.profiler.profile(
         activities=activities, schedule=schedule(wait=warmup, warmup=2, active=steps, repeat=1)
     ) as prof:
-        t = {"ms": 0.0}
 
         def step() -> None:
             prof.step()
-            if prof.step_num == warmup + 2:
+            if prof.step_num in (first, last):
                 _sync(device)
-                t["ms"] = time.perf_counter()
-            elif prof.step_num == warmup + 2 + steps:
-                _sync(device)
-                t["ms"] = (time.perf_counter() - t["ms"]) * 1e3
+                times[prof.step_num] = time.perf_counter()
 
         if loop == "plain":
-            run_plain(cfg, batches, warmup + steps + 3, 1, device, fast=mode == "fast", on_step=step)
+            run_plain(cfg, batches, last + 1, 1, device, fast=mode == "fast", on_step=step)
         else:
-            run_ganforge(cfg, batches, warmup + steps + 3, 1, on_step=step)
+            run_ganforge(cfg, batches, last + 1, 1, on_step=step)
     events = prof.key_averages()
-    summary = {"wall_ms": t["ms"] / steps}
+    summary = {"wall_ms": (times[last] - times[first]) * 1e3 / steps}  # profiler overhead included
     device_us = sum(getattr(e, "self_device_time_total", 0.0) for e in events if e.device_type.name == "CUDA")
     summary["device_ms"] = device_us / 1e3 / steps
     for key, names in _PROFILE_EVENTS.items():
         summary[key] = sum(e.count for e in events if e.key in names) / steps
     out_dir.mkdir(parents=True, exist_ok=True)
-    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     text = [events.table(sort_by="self_cpu_time_total", row_limit=40)]
-    if device.type == "cuda":
-        text.append(events.table(sort_by=sort, row_limit=25))
+    if cuda:
+        text.append(events.table(sort_by="self_cuda_time_total", row_limit=25))
     (out_dir / f"profile_{mode}_{loop}.txt").write_text("\n\n".join(text))
     prof.export_chrome_trace(str(out_dir / f"trace_{mode}_{loop}.json.gz"))  # chrome://tracing, Perfetto
     return summary

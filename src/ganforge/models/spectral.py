@@ -43,10 +43,11 @@ class SpectralNormStep:
         """
         if not self.pairs:
             return
-        for sn, _ in self.pairs:
+        norms = [sn for sn, _ in self.pairs]
+        for sn in norms:
             sn.eval()  # again each time: Lightning's module.train() switches it back
-        for _ in range(max(sn.n_power_iterations for sn, _ in self.pairs)):
-            active = [(sn, w) for sn, w in self.pairs if _ < sn.n_power_iterations]
+        for iteration in range(max(sn.n_power_iterations for sn in norms)):
+            active = [(sn, w) for sn, w in self.pairs if iteration < sn.n_power_iterations]
             mats = [sn._reshape_weight_to_matrix(w) for sn, w in active]
             us, vs = [sn._u for sn, _ in active], [sn._v for sn, _ in active]
             eps = [sn.eps for sn, _ in active]
