@@ -117,6 +117,59 @@ def torch_fidelity_weights(weights: str | None, cache: Path) -> str:
     return str(export_torch_fidelity_weights(cache / "inception-fid-helper-as-torch-fidelity.pth", source))
 
 
+def score_set(
+    extractor: FeatureExtractor,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> dict[str, float]:
+    """Features of both image sets, then FID and KID, each timed."""
+    bs, subset = args.batch_size, min(args.kid_subset_size, len(real))
+    t0 = time.perf_counter()
+    real_f, fake_f = extract(extractor, real, bs), extract(extractor, fake, bs)
+    sync(device)
+    t1 = time.perf_counter()
+    fid = fid_from_features(real_f, fake_f)
+    sync(device)
+    t2 = time.perf_counter()
+    kid, kid_std = kid_from_features(real_f, fake_f, subsets=args.kid_subsets, subset_size=subset, seed=2020)
+    t3 = time.perf_counter()
+    return {
+        "fid": fid,
+        "kid": kid,
+        "kid_std": kid_std,
+        "extract_s": t1 - t0,
+        "fid_s": t2 - t1,
+        "kid_s": t3 - t2,
+    }
+
+
+def cached_fid_job(
+    extractor: FeatureExtractor,
+    real64: Dataset,
+    n_fake: int,
+    cache: Path,
+    key: dict[str, object],
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """The timed job: FID-N of the 64x64 generator against real statistics already cached."""
+    t0 = time.perf_counter()
+    reference_features(real64, extractor, n_fake, cache, key, batch_size=batch_size)  # cold: fills the cache
+    sync(device)
+    t1 = time.perf_counter()
+    ref = reference_features(real64, extractor, n_fake, cache, key, batch_size=batch_size).to(device)
+    t2 = time.perf_counter()
+    fid = fid_from_features(ref, extract(extractor, generate(64, n_fake, batch_size, device), batch_size))
+    sync(device)
+    t3 = time.perf_counter()
+    return {
+        "fid64": fid, "fid64_real_samples": len(ref),
+        "ref_cold_s": t1 - t0, "ref_cached_s": t2 - t1, "fid64_cached_total_s": t3 - t1,
+    }  # fmt: skip
+
+
 def tf32_job(
     exact: FeatureExtractor,
     real: torch.Tensor,
@@ -131,21 +184,10 @@ def tf32_job(
     """The agreement set and the timed FID-N job again with TF32 features; differences from exact."""
     extractor = copy.deepcopy(exact)
     extractor.use_precision("tf32")  # a different name: its own reference cache entry
-    bs, n = args.batch_size, len(real)
-    subset = min(args.kid_subset_size, n)
-    t0 = time.perf_counter()
-    real_f, fake_f = extract(extractor, real, bs), extract(extractor, fake, bs)
-    sync(device)
-    out = {"tf32_extract_s": time.perf_counter() - t0, "tf32_fid": fid_from_features(real_f, fake_f)}
-    kid = kid_from_features(real_f, fake_f, subsets=args.kid_subsets, subset_size=subset, seed=2020)
-    out["tf32_kid"] = kid[0]
-    reference_features(real64, extractor, args.samples, cache, key, batch_size=bs)  # cold: fills the cache
-    sync(device)
-    t0 = time.perf_counter()
-    ref = reference_features(real64, extractor, args.samples, cache, key, batch_size=bs).to(device)
-    out["tf32_fid64"] = fid_from_features(ref, extract(extractor, generate(64, args.samples, bs, device), bs))
-    sync(device)
-    out["tf32_fid64_cached_total_s"] = time.perf_counter() - t0
+    ours = score_set(extractor, real, fake, args, device)
+    job = cached_fid_job(extractor, real64, args.samples, cache, key, args.batch_size, device)
+    out = {"tf32_extract_s": ours["extract_s"], "tf32_fid": ours["fid"], "tf32_kid": ours["kid"]}
+    out |= {"tf32_fid64": job["fid64"], "tf32_fid64_cached_total_s": job["fid64_cached_total_s"]}
     for name, exact_key in (("fid", "ganforge_fid"), ("kid", "ganforge_kid"), ("fid64", "fid64")):
         reference = float(res[exact_key])
         out[f"tf32_{name}_rel_diff"] = abs(out[f"tf32_{name}"] - reference) / max(abs(reference), 1e-12)
@@ -185,17 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{n} real images from {args.real}, {n} from a random 32x32 DCGAN; extractor {extractor.name}")
 
     # ganforge
-    t0 = time.perf_counter()
-    real_f, fake_f = extract(extractor, real, bs), extract(extractor, fake, bs)
-    sync(device)
-    t1 = time.perf_counter()
-    fid = fid_from_features(real_f, fake_f)
-    sync(device)
-    t2 = time.perf_counter()
-    kid, kid_std = kid_from_features(real_f, fake_f, subsets=args.kid_subsets, subset_size=subset, seed=2020)
-    t3 = time.perf_counter()
-    res |= {"ganforge_fid": fid, "ganforge_kid": kid, "ganforge_kid_std": kid_std}
-    res |= {"ganforge_extract_s": t1 - t0, "ganforge_fid_s": t2 - t1, "ganforge_kid_s": t3 - t2}
+    res |= {f"ganforge_{k}": v for k, v in score_set(extractor, real, fake, args, device).items()}
 
     # torch-fidelity, same images and weights
     import torch_fidelity
@@ -217,23 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     n_fake = args.samples
     real64 = real_dataset(args.real, args.subdir, 64, n_fake)
     key = {"dataset": "cifar10-jpeg", "source": str(args.real), "split": args.subdir, "resolution": 64}
-    t0 = time.perf_counter()
-    reference_features(real64, extractor, n_fake, cache, key, batch_size=bs)
-    t1 = time.perf_counter()
-    ref = reference_features(real64, extractor, n_fake, cache, key, batch_size=bs).to(device)
-    t2 = time.perf_counter()
-    fake64 = generate(64, n_fake, bs, device)
-    fid64 = fid_from_features(ref, extract(extractor, fake64, bs))
-    sync(device)
-    t3 = time.perf_counter()
-    res |= {"fid64_samples": n_fake, "fid64_real_samples": len(ref), "fid64": fid64}
-    res |= {"ref_cold_s": t1 - t0, "ref_cached_s": t2 - t1, "fid64_cached_total_s": t3 - t1}
-    del fake64
+    res |= {"fid64_samples": n_fake, **cached_fid_job(extractor, real64, n_fake, cache, key, bs, device)}
+    n_ref = int(res["fid64_real_samples"])
 
     g64 = Uint8Generator(generator(64, device))
     tf_kwargs = {
         "input1": torch_fidelity.GenerativeModelModuleWrapper(g64, 100, "normal", 0),
-        "input2": Images(stack(real64)), "input2_cache_name": f"ganforge-bench-{len(ref)}",
+        "input2": Images(stack(real64)), "input2_cache_name": f"ganforge-bench-{n_ref}",
         "cache_root": str(cache / "torch-fidelity"), "cache": True, "cuda": device.type == "cuda",
         "fid": True, "feature_extractor_weights_path": tf_weights, "batch_size": bs, "verbose": False,
     }  # fmt: skip
@@ -270,8 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  torch-fidelity calculate_metrics (features + FID + KID): {res['torch_fidelity_s']:.1f} s")
     tf_s = res["torch_fidelity_fid64_cached_total_s"]
     print(
-        f"  FID-{n_fake} of a 64x64 generator ({len(ref)} real images, statistics cached): "
-        f"ganforge {res['fid64_cached_total_s']:.1f} s (FID {fid64:.4g}; real features "
+        f"  FID-{n_fake} of a 64x64 generator ({n_ref} real images, statistics cached): "
+        f"ganforge {res['fid64_cached_total_s']:.1f} s (FID {res['fid64']:.4g}; real features "
         f"{res['ref_cold_s']:.1f} s cold, {res['ref_cached_s']:.2f} s from cache), "
         f"torch-fidelity {tf_s:.1f} s (FID {res['torch_fidelity_fid64']:.4g})"
     )

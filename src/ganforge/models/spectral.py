@@ -43,10 +43,10 @@ class SpectralNormStep:
         """
         if not self.pairs:
             return
-        norms = [sn for sn, _ in self.pairs]
-        for sn in norms:
+        layers = [sn for sn, _ in self.pairs]
+        for sn in layers:
             sn.eval()  # again each time: Lightning's module.train() switches it back
-        for iteration in range(max(sn.n_power_iterations for sn in norms)):
+        for iteration in range(max(sn.n_power_iterations for sn in layers)):
             active = [(sn, w) for sn, w in self.pairs if iteration < sn.n_power_iterations]
             mats = [sn._reshape_weight_to_matrix(w) for sn, w in active]
             us, vs = [sn._u for sn, _ in active], [sn._v for sn, _ in active]
