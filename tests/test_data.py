@@ -240,6 +240,33 @@ def test_cifar10_missing(tmp_path, monkeypatch):
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize(
+    ("setting", "device", "pinned"),
+    [
+        ("auto", None, False),
+        ("auto", "cpu", False),
+        ("auto", "cuda", True),
+        (False, "cuda", False),
+        (True, "cpu", True),
+    ],
+)
+def test_pin_memory_auto_pins_only_for_cuda_training(tmp_path, setting, device, pinned):
+    from types import SimpleNamespace
+
+    make_cifar(tmp_path / "cifar-10-batches-py")
+    dm = CIFAR10DataModule(root=str(tmp_path), download=False, batch_size=2, pin_memory=setting)
+    dm.setup()
+    if device is not None:  # what the datamodule reads of a Trainer fitting on that device
+        strategy = SimpleNamespace(root_device=torch.device(device))
+        dm.trainer = SimpleNamespace(strategy=strategy, world_size=1, global_rank=0)
+    assert dm.train_dataloader().pin_memory is pinned
+
+
+def test_pin_memory_rejects_other_values(tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.pin_memory='yes'.*auto, true or false"):
+        CIFAR10DataModule(root=str(tmp_path), download=False, pin_memory="yes")
+
+
 # -- image folders and zips -------------------------------------------------------------------------------
 
 

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -19,7 +18,7 @@ from ganforge.errors import ConfigError
 from ganforge.models.biggan import BigGANDiscriminator, BigGANGenerator, OrthogonalRegularizer
 from ganforge.models.cgan import CGANDiscriminator, CGANGenerator, sample_per_class
 from ganforge.models.sngan import ClassBatchNorm2d, SNGANDiscriminator, SNGANGenerator
-from ganforge.train import train
+from ganforge.train import compose_config, train
 from ganforge.utils import instantiate
 
 
@@ -245,7 +244,8 @@ def test_resnets_reject_the_default_28px_data_with_the_fix(compose_cfg, tmp_path
 
 
 @pytest.mark.parametrize(
-    ("experiment", "n_critic", "batch"), [("cifar10_sngan", 5, 64), ("cifar10_biggan_lite", 4, 50)]
+    ("experiment", "n_critic", "batch"),
+    [("cifar10_sngan", 5, 64), ("cifar10_sngan_10min", 5, 64), ("cifar10_biggan_lite", 4, 50)],
 )
 def test_experiment_presets_build(compose_cfg, experiment: str, n_critic: int, batch: int) -> None:
     cfg = compose_cfg(f"experiment={experiment}")
@@ -255,8 +255,24 @@ def test_experiment_presets_build(compose_cfg, experiment: str, n_critic: int, b
     assert type(module.loss).__name__ == "HingeLoss" and module.n_critic == n_critic
     assert module.G(torch.randn(2, module.z_dim), torch.tensor([0, 9])).shape == (2, 3, 32, 32)
     module.configure_optimizers()
-    preset = OmegaConf.load(Path(__file__).parents[1] / "conf" / "experiment" / f"{experiment}.yaml")
-    assert preset.data.batch_size == batch  # the tiny-run overrides replace it in cfg
+    assert compose_config([f"experiment={experiment}"]).data.batch_size == batch  # tiny runs replace it
+
+
+@pytest.mark.parametrize("experiment", ["cifar10_sngan", "cifar10_sngan_10min"])
+def test_sngan_presets_decay_the_learning_rates_to_zero_at_the_last_step(compose_cfg, experiment) -> None:
+    cfg = compose_cfg(f"experiment={experiment}", "trainer.max_steps=40")
+    cfg.data_info.num_classes = 10
+    module = instantiate(cfg.model, loss=instantiate(cfg.loss))
+    (opt_g, _), schedulers = module.configure_optimizers()
+    sched_g, sched_d = (s["scheduler"] for s in schedulers)
+    assert (sched_g.total_iters, sched_d.total_iters) == (8, 40)  # 40 D steps hold 8 G updates
+    for _ in range(8):
+        opt_g.step(), sched_g.step()
+    assert opt_g.param_groups[0]["lr"] == 0.0
+    assert module.num_classes == (10 if experiment.endswith("10min") else 0)
+    if experiment.endswith("10min"):  # stops at 10 minutes whatever the GPU manages
+        preset = compose_config([f"experiment={experiment}"])
+        assert preset.trainer.max_time == "00:00:10:00" and preset.trainer.max_steps == 70000
 
 
 def write_images(folder: Path, count: int, low: int, high: int, seed: int) -> None:

@@ -105,7 +105,9 @@ class GANDataModule(L.LightningDataModule):
         num_workers: dataloader worker processes.
         seed: base of the per-epoch shuffle order (independent of the global RNG).
         max_samples: keep only the first N samples (debug runs, tests).
-        pin_memory: pin host memory for faster GPU transfers.
+        pin_memory: page-locked batches: ``"auto"`` pins when training on CUDA. Lightning copies
+            batches with ``non_blocking=True``; from pageable memory that copy can wait for the GPU
+            queue to drain, stalling the next step's launches.
     """
 
     name = "dataset"
@@ -118,7 +120,7 @@ class GANDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         max_samples: int | None = None,
-        pin_memory: bool = False,
+        pin_memory: bool | str = "auto",
         shuffle: bool = True,
     ) -> None:
         super().__init__()
@@ -134,6 +136,8 @@ class GANDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.max_samples = max_samples
+        if pin_memory not in (True, False, "auto"):
+            raise ConfigError(f"data.pin_memory={pin_memory!r} is not supported; use auto, true or false")
         self.pin_memory = pin_memory
         self.shuffle = shuffle
         self.dataset: Dataset | None = None
@@ -168,6 +172,12 @@ class GANDataModule(L.LightningDataModule):
             )
         self.dataset = dataset
 
+    def _pin(self) -> bool:
+        if self.pin_memory != "auto":
+            return bool(self.pin_memory)
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
         if trainer is None:
@@ -192,7 +202,7 @@ class GANDataModule(L.LightningDataModule):
             sampler=sampler,
             drop_last=True,
             num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
+            pin_memory=self._pin(),
             persistent_workers=self.num_workers > 0,
             # Own generator: worker seeding must not consume the global RNG (exact resume).
             generator=torch.Generator().manual_seed(self.seed),
