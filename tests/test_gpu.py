@@ -43,7 +43,9 @@ def test_plain_loop_and_ganforge_make_the_same_updates_on_cuda(tmp_path: Path) -
     for name in ("G", "D", "G_ema"):
         trained = getattr(ours, name).state_dict()
         for key, value in plain[name].state_dict().items():
-            torch.testing.assert_close(value, trained[key], rtol=1e-4, atol=1e-5, msg=f"{name}.{key}")
+            torch.testing.assert_close(
+                value, trained[key], rtol=1e-4, atol=1e-5, msg=lambda m, k=f"{name}.{key}": f"{k}: {m}"
+            )
 
 
 @RunIf(min_gpus=1, bf16=True)

@@ -11,7 +11,7 @@ import torch
 
 from ganforge.callbacks.metrics import GenerativeMetrics
 from ganforge.errors import ConfigError
-from ganforge.metrics.evaluate import check_metrics, share
+from ganforge.metrics.evaluate import check_metrics, fake_features, share
 from ganforge.metrics.extractors import NoLogitsError, build_extractor
 from ganforge.train import train
 
@@ -116,3 +116,54 @@ def test_eval_py_writes_results_and_protocol(compose_cfg, tmp_path) -> None:
         timeout=300,
     )
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+class _RecordingConditionalG(torch.nn.Module):
+    z_dim, num_classes = 4, 5
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.labels: list[torch.Tensor] = []
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is None:  # as the real conditional generators do
+            raise ValueError("a class-conditional generator needs labels [N]")
+        self.labels.append(labels)
+        return (labels.float().view(-1, 1, 1, 1) / 5 - 0.5).expand(-1, 3, 8, 8) * self.scale
+
+
+def test_conditional_generators_are_scored_on_uniformly_drawn_classes() -> None:
+    G, tiny = _RecordingConditionalG(), build_extractor("tiny")
+    fake_features(G, tiny, num_samples=1000, batch_size=300, seed=3)
+    drawn = torch.cat(G.labels)
+    assert len(drawn) == 1000 and drawn.dtype == torch.long
+    counts = torch.bincount(drawn, minlength=5)
+    assert len(counts) == 5 and counts.min() > 150  # every class, about 200 each
+    again = _RecordingConditionalG()
+    fake_features(again, tiny, num_samples=1000, batch_size=300, seed=3)
+    assert torch.equal(torch.cat(again.labels), drawn)  # the evaluation seed fixes them
+
+
+def test_conditional_model_gets_metrics_in_training_and_from_eval_py(compose_cfg, tmp_path) -> None:
+    """Found on the H100: the class-conditional CIFAR-10 preset trained 42k steps, then its final FID
+    crashed because evaluation called G without labels."""
+    cache = tmp_path / "cache"
+    result = train(compose_cfg(*METRICS, "model=cgan", f"callbacks.metrics.cache_dir={cache}"))
+    assert result["model"].num_classes == 10
+    assert len(logged(tmp_path / "run")["metrics/fid"]) == 2  # steps 2 and 4
+    out = tmp_path / "eval/metrics.json"
+    args = [
+        f"ckpt_path={tmp_path / 'run/checkpoints/last.ckpt'}",
+        "num_samples=200",
+        "extractor=tiny",
+        "kid_subset_size=50",
+        f"cache_dir={cache}",
+        f"output={out}",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "eval.py"), *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(out.read_text())["results"]["fid"] >= 0

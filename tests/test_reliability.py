@@ -202,6 +202,31 @@ def test_max_time_ends_the_run_with_last_ckpt_at_its_final_step(compose_cfg, tmp
     assert load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")["global_step"] == step
 
 
+def test_a_failure_after_the_last_step_still_writes_last_ckpt_of_that_step(
+    compose_cfg, tmp_path, monkeypatch, caplog
+) -> None:
+    """Lightning runs checkpoint hooks after all others: an end-of-run evaluation or upload that fails
+    in on_train_end must not take the final steps with it (found on the H100: a 42k-step run kept 40k)."""
+    from ganforge.callbacks.samples import SampleGrid
+
+    def upload_fails(self, trainer, pl_module) -> None:
+        raise RuntimeError("upload failed")
+
+    monkeypatch.setattr(SampleGrid, "on_train_end", upload_fails)
+    with pytest.raises(RuntimeError, match="upload failed"):
+        train(compose_cfg(*FAST, "trainer.max_steps=5"))  # checkpoints every 2 steps
+    ckpts = tmp_path / "run/checkpoints"
+    assert load_checkpoint(ckpts / "last.ckpt")["global_step"] == 5
+    assert "training finished at step 5, then RuntimeError: upload failed; writing last.ckpt" in caplog.text
+
+
+def test_a_divergence_found_after_the_last_step_is_never_written(compose_cfg, tmp_path, nan_at_step) -> None:
+    nan_at_step(5)  # the last step; the guard reads it back only in on_train_end
+    with pytest.raises(NonFiniteError, match=r"at step 5"):
+        train(compose_cfg(*FAST, "trainer.max_steps=5", "callbacks.non_finite_guard.every_n_steps=100"))
+    assert load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")["global_step"] == 4
+
+
 # -- atomic checkpoint writes -----------------------------------------------------------------------
 def test_failed_save_keeps_previous_checkpoint(compose_cfg, tmp_path, monkeypatch) -> None:
     real_save = torch.save

@@ -16,6 +16,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from ganforge.callbacks.guards import NonFiniteError
+
 log = logging.getLogger("ganforge")
 
 # Checkpoints are written after the step's updates, which is the state a resume must start from.
@@ -32,8 +34,17 @@ class Checkpoint(ModelCheckpoint):
     ``SIGTERMException`` once the current batch is finished; this callback then writes ``last.ckpt``
     with the state after that last completed step (which resumes exactly), whatever
     ``save_on_exception`` says. Other exceptions (e.g. ``NonFiniteError``) never overwrite ``last.ckpt``
-    unless ``save_on_exception=true``: the state that failed is not one to resume from.
+    unless ``save_on_exception=true``: the state that failed is not one to resume from. The exception
+    to that: an error after the last step finished (an end-of-run evaluation or upload that fails) still
+    writes ``last.ckpt``, since that state is the run's result; Lightning runs checkpoint callbacks' hooks
+    after all others, so without this a failing ``on_train_end`` elsewhere lost the final steps.
     """
+
+    _step_completed = -1  # global step whose batch, and every callback's on_train_batch_end, finished
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, *args: Any, **kwargs: Any) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
+        self._step_completed = trainer.global_step
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step:
@@ -45,7 +56,28 @@ class Checkpoint(ModelCheckpoint):
             if self.save_last and self._last_global_step_saved != trainer.global_step:
                 self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
             return
+        finished = self._step_completed == trainer.global_step and _no_steps_left(trainer)
+        # a divergence found by the guard's final read-back is not a result to keep
+        if self.save_last and finished and not isinstance(exception, NonFiniteError):
+            if self._last_global_step_saved != trainer.global_step:
+                log.error(
+                    "training finished at step %d, then %s: %s; writing last.ckpt of that step",
+                    trainer.global_step,
+                    type(exception).__name__,
+                    exception,
+                )
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            return
         super().on_exception(trainer, pl_module, exception)
+
+
+def _no_steps_left(trainer: Any) -> bool:
+    """Whether the fit loop would stop here: max_steps or max_epochs reached, or a stop requested."""
+    loop = trainer.fit_loop
+    steps_done = loop.max_steps >= 0 and trainer.global_step >= loop.max_steps
+    epochs = loop.max_epochs
+    epochs_done = epochs is not None and epochs >= 0 and trainer.current_epoch >= epochs
+    return steps_done or epochs_done or trainer.should_stop
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
