@@ -8,9 +8,12 @@
 #   bash scripts/device_checks.sh quick          # same carry, ~4.5 min: pytest -m gpu, throughput fp32 and
 #                                                #   fast + CUDA graphs
 #   bash scripts/device_checks.sh profile        # same carry: torch.profiler of both loops
+#   bash scripts/device_checks.sh unpack         # carry .whl .device/inception-fp16.pth .device/SHA256SUMS
 #   bash scripts/device_checks.sh cifar MINUTES [OVERRIDES]  # carry .whl .device/cifar10-jpeg.zip: CIFAR-10 for MINUTES,
 #                                                #   FID-10k against the 50k train images at the end;
-#                                                #   EXPERIMENT=cifar10_sngan_10min picks the preset
+#                                                #   EXPERIMENT=cifar10_sngan_10min picks the preset;
+#                                                #   CALL_SECONDS=540 stops the call there (last.ckpt):
+#                                                #   the same command again resumes and finishes
 # Results (JSON, logs, last sample grid, a slim EMA-generator checkpoint) go to $OUT (default outputs/device).
 source scripts/device_unpack.sh
 OUT=${OUT:-outputs/device}
@@ -33,6 +36,8 @@ CG="model.compile={mode: reduce-overhead}"  # CUDA graphs
 SNGAN=(--resolution 32 --batch-size 64 --ganforge-only --repeats 2 -- model=sngan loss=hinge loss.n_critic=5)
 
 case "${1:-}" in
+unpack)  # only the unpacking above: a call that brings the FID weights before the CIFAR-10 zip, as
+  ;;     # both together exceed the 64 MiB a call can carry
 quick)  # ~4.5 min: the GPU tests, fp32 and fastest throughput vs the plain loop
   timeout 100 python3 -m pytest -m gpu -q --tb=short -p no:cacheprovider tests/test_gpu.py > "$OUT/pytest_gpu.log" 2>&1
   grep -E "^(E |FAILED|ERROR)|passed|failed" "$OUT/pytest_gpu.log" | tail -n 30
@@ -76,22 +81,35 @@ profile)
     2>&1 | grep -E "round|profile|^\|"
   ;;
 cifar)
+  # A 10-minute run does not fit one device call (600 s at most, with data decoding and the final FID):
+  # CALL_SECONDS cuts a call short with SIGTERM, ganforge writes last.ckpt, and the same command on the
+  # warm machine resumes it (optimizer, schedules, EMA, data order, and max_time's clock) and finishes.
   minutes=${2:?minutes of training}
   run=outputs/device_cifar
-  extra=$(cat outputs/device_cifar_overrides 2>/dev/null)  # written by the speed call
+  extra=$(cat outputs/device_cifar_overrides 2>/dev/null || echo "$CG")  # quick/speed write it
   echo "extra overrides: '$extra'"
+  resume=()
+  if [ -f $run/checkpoints/last.ckpt ]; then
+    resume=("ckpt_path=$PWD/$run/checkpoints/last.ckpt")
+    echo "resuming from $run/checkpoints/last.ckpt"
+  fi
   # FID-10k once, at the end (a mid-run evaluation would take training time)
-  timeout $((minutes * 60 + 150)) python3 train.py "${CIFAR[@]}" "data.path=$PWD/.device/cifar10-jpeg.zip" \
-    data.subdir=train callbacks.metrics.every_n_steps=10000000 "trainer.max_time=$(printf 00:00:%02d:00 "$minutes")" \
-    hydra.run.dir=$run ${extra:+"$extra"} "${@:3}" > "$OUT/cifar.log" 2>&1
-  echo "cifar run: exit $?"
+  timeout --kill-after=60 "${CALL_SECONDS:-$((minutes * 60 + 150))}" python3 train.py "${CIFAR[@]}" \
+    "data.path=$PWD/.device/cifar10-jpeg.zip" data.subdir=train callbacks.metrics.every_n_steps=10000000 \
+    "trainer.max_time=$(printf 00:%02d:%02d:00 $((minutes / 60)) $((minutes % 60)))" hydra.run.dir=$run \
+    ${extra:+"$extra"} "${resume[@]}" "${@:3}" >> "$OUT/cifar.log" 2>&1
+  status=$?
+  echo "cifar run: exit $status"
+  if [ $status -eq 124 ] || [ $status -eq 143 ]; then
+    echo "stopped at CALL_SECONDS with last.ckpt written: run the same command again to go on"
+  fi
   cp "$(ls $run/csv/version_*/metrics.csv | tail -1)" "$OUT/cifar_metrics.csv"
   cp "$(ls $run/samples/*.png | tail -1)" "$OUT/"
   python3 scripts/slim_checkpoint.py $run/checkpoints/last.ckpt "$OUT/cifar_slim.ckpt"
-  grep -E "img/s|fid=|Error|error" "$OUT/cifar.log" | tail -12
+  grep -E "img/s|fid=|Error|error|resum" "$OUT/cifar.log" | tail -12
   ;;
 *)
-  echo "usage: bash scripts/device_checks.sh speed | quick | profile | cifar MINUTES [OVERRIDES]" >&2
+  echo "usage: bash scripts/device_checks.sh speed | quick | profile | unpack | cifar MINUTES [OVERRIDES]" >&2
   exit 2
   ;;
 esac
