@@ -31,6 +31,7 @@ def tiny_overrides(output_dir: Path) -> list[str]:
         "~callbacks.model_summary",
         f"paths.output_dir={output_dir}",
         f"paths.data_dir={output_dir}/data",
+        f"paths.log_dir={output_dir}/logs",  # caches (decoded images) stay in the test's folder
     ]
 
 

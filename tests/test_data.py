@@ -440,6 +440,67 @@ def test_corrupt_images(tmp_path, caplog, cache):
     assert "skipped 3 unreadable image(s) of 8" in caplog.text and "bad_truncated.jpg" in caplog.text
 
 
+def test_decoded_images_are_reused_by_the_next_run_until_files_or_settings_change(
+    class_source, tmp_path, monkeypatch, caplog
+):
+    from ganforge.data import image_folder
+
+    cache = tmp_path / "decoded"
+
+    def setup(**kwargs) -> ImageFolderDataModule:
+        settings = {"path": str(class_source), "labels": True, "resolution": 16, "batch_size": 2}
+        dm = ImageFolderDataModule(**{**settings, "decoded_cache": str(cache), **kwargs})
+        dm.setup()
+        return dm
+
+    first = setup()
+    assert len(list(cache.iterdir())) == 1
+    decode = image_folder.decode_image
+    monkeypatch.setattr(image_folder, "decode_image", lambda *a, **k: 1 / 0)  # nothing may be decoded
+    with caplog.at_level(logging.INFO):
+        again = setup()
+    assert "decoded earlier" in caplog.text
+    assert torch.equal(again.dataset.images, first.dataset.images)
+    assert torch.equal(again.dataset.labels, first.dataset.labels) and again.num_classes == 2
+    monkeypatch.setattr(image_folder, "decode_image", decode)
+
+    setup(resolution=8)  # other settings or files: another cache file
+    assert len(setup(max_samples=4).dataset) == 4 and len(list(cache.iterdir())) == 3
+    if class_source.is_dir():  # one image edited: decoded afresh, the new pixels are used
+        (class_source / "cat/0000.png").write_bytes(png_bytes(Image.new("RGB", (40, 40), (250, 250, 250))))
+    else:
+        write_zip(
+            class_source, {**class_files(), "cat/0000.png": png_bytes(Image.new("RGB", (40, 40), "white"))}
+        )
+    changed = setup()
+    assert int(changed.dataset.images[0].min()) >= 249 and len(list(cache.iterdir())) == 4
+
+
+def test_decoded_cache_damage_means_decoding_again_and_skips_are_remembered(tmp_path, caplog):
+    root, cache = corrupt_tree(tmp_path / "c"), tmp_path / "decoded"
+    settings = {"path": str(root), "on_corrupt": "skip", "resolution": 8, "batch_size": 1}
+    first = ImageFolderDataModule(**settings, decoded_cache=str(cache))
+    first.setup()
+    (file,) = cache.iterdir()
+    with caplog.at_level(logging.WARNING):
+        again = ImageFolderDataModule(**settings, decoded_cache=str(cache))
+        again.setup()
+    assert (
+        len(again.dataset) == 5 and "skipped 3 unreadable image(s) of 8" in caplog.text
+    )  # as the first time
+    with pytest.raises(CorruptImageError, match="3 of 8"):  # on_corrupt=fail still fails on the cached run
+        ImageFolderDataModule(**{**settings, "on_corrupt": "fail"}, decoded_cache=str(cache)).setup()
+
+    file.write_bytes(file.read_bytes()[:100])  # truncated
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        repaired = ImageFolderDataModule(**settings, decoded_cache=str(cache))
+        repaired.setup()
+    assert "is unreadable" in caplog.text and "decoding again" in caplog.text
+    assert torch.equal(repaired.dataset.images, first.dataset.images)
+    assert file.stat().st_size > 100  # written again
+
+
 def test_all_corrupt_is_an_error(tmp_path):
     write_tree(tmp_path, {"a.png": b"junk", "b.jpg": b"junk"})
     with pytest.raises(CorruptImageError, match="none of the 2 images"):

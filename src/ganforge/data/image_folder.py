@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -21,6 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ganforge.data import decoded_cache
 from ganforge.data.base import GANDataModule, InMemoryImages
 from ganforge.errors import ConfigError, CorruptImageError, DatasetNotFoundError
 
@@ -100,6 +102,12 @@ class ImageSource:
             hint = f"; check data.subdir={self.subdir!r}" if self.subdir else ""
             raise DatasetNotFoundError(f"no images found in {self.where()}: expected {expected}{hint}")
         return names
+
+    def fingerprint(self, names: list[str]) -> str:
+        """Changes when any of ``names`` (or the zip) is replaced, edited or touched."""
+        files = None if self.is_zip else [self.path / self.subdir / n for n in names]
+        full_names = [self.prefix + n for n in names]
+        return decoded_cache.source_fingerprint(self.path, self.is_zip, files, full_names)
 
     def read(self, name: str) -> bytes:
         if self.is_zip:
@@ -194,6 +202,8 @@ class ImageFolderDataModule(GANDataModule):
         cache: ``memory`` decodes everything before training; ``none`` decodes on access (after a quick
             check of every file); ``auto`` picks ``memory`` when the decoded images fit ``memory_limit_mb``.
         memory_limit_mb: decoded-size threshold of ``cache=auto``.
+        decoded_cache: folder keeping images decoded into memory for the next run with the same files
+            and settings (sweeps, resumes); ``None`` decodes every time (``decoded_cache.py``).
         max_samples: keeps an evenly spaced subset of the sorted files (all classes, not the first one).
         **kwargs: ``GANDataModule`` arguments (batch_size, num_workers, seed, max_samples, ...).
     """
@@ -210,6 +220,7 @@ class ImageFolderDataModule(GANDataModule):
         on_corrupt: str = "fail",
         cache: str = "auto",
         memory_limit_mb: float = 2048,
+        decoded_cache: str | None = None,
         resolution: int = 64,
         channels: int = 3,
         **kwargs: Any,
@@ -229,6 +240,7 @@ class ImageFolderDataModule(GANDataModule):
         self.on_corrupt = on_corrupt
         self.cache = cache
         self.memory_limit_mb = memory_limit_mb
+        self.decoded_cache = decoded_cache
 
     def make_source(self) -> ImageSource:
         """Where the images are; subclasses with a fixed layout override this."""
@@ -270,21 +282,58 @@ class ImageFolderDataModule(GANDataModule):
         shown = ", ".join(n for n, _ in bad[:5]) + (", ..." if len(bad) > 5 else "")
         log.warning("skipped %d unreadable image(s) of %d in %s: %s", len(bad), total, source.where(), shown)
 
-    def _scan(self, source: ImageSource, names: list[str], fn: Callable[[int, bytes], None]) -> list[bool]:
-        """Apply ``fn(i, bytes)`` to every image; report failures; return which ones succeeded."""
-        ok = [True] * len(names)
+    def _scan(
+        self, source: ImageSource, names: list[str], fn: Callable[[int, bytes], None]
+    ) -> list[tuple[int, str]]:
+        """Apply ``fn(i, bytes)`` to every image; report failures; return them as ``(index, error)``."""
         errors: dict[int, str] = {}
 
         def one(i: int) -> None:
             try:
                 fn(i, source.read(names[i]))
             except Exception as e:  # any decoder error means the file is unusable
-                ok[i] = False
                 errors[i] = f"{type(e).__name__}: {e}"
 
         _run_parallel(one, len(names))
-        self._handle_corrupt(source, [(names[i], errors[i]) for i in sorted(errors)], len(names))
-        return ok
+        bad = [(i, errors[i]) for i in sorted(errors)]
+        self._handle_corrupt(source, [(names[i], e) for i, e in bad], len(names))
+        return bad
+
+    def _decode_all(
+        self, source: ImageSource, names: list[str], decode: Callable[[bytes], torch.Tensor]
+    ) -> tuple[torch.Tensor, list[tuple[int, str]]]:
+        """All images decoded into one tensor, from ``decoded_cache`` when an earlier run left them."""
+        cache, start = None, time.perf_counter()
+        if self.decoded_cache is not None:
+            key = {
+                "source": source.fingerprint(names),
+                "channels": self.channels,
+                "resolution": self.resolution,
+                "center_crop": self.center_crop,
+                "crop_size": self.crop_size,
+            }
+            cache = decoded_cache.cache_file(self.decoded_cache, key)
+            hit = decoded_cache.load(cache, len(names), self.image_shape)
+            if hit is not None:
+                images, bad = hit
+                where, seconds = source.where(), time.perf_counter() - start
+                log.info(
+                    "%s: %d images from %s, decoded earlier: loaded in %.1f s from %s",
+                    *(self.name, len(names), where, seconds, cache),
+                )
+                self._handle_corrupt(source, [(names[i], e) for i, e in bad], len(names))  # as the first time
+                return images, bad
+        log.info("%s: %d images from %s (decoding into memory)", self.name, len(names), source.where())
+        images = torch.empty((len(names), *self.image_shape), dtype=torch.uint8)
+
+        def store(i: int, data: bytes) -> None:
+            images[i] = decode(data)
+
+        bad = self._scan(source, names, store)
+        log.info("%s: decoded in %.1f s", self.name, time.perf_counter() - start)
+        if cache is not None:
+            decoded_cache.save(cache, images, bad, source.where())
+        return images, bad
 
     def load_dataset(self) -> Dataset:
         source = self.make_source()
@@ -305,21 +354,14 @@ class ImageFolderDataModule(GANDataModule):
         in_memory = self.cache == "memory" or (
             self.cache == "auto" and nbytes <= self.memory_limit_mb * 2**20
         )
-        log.info(
-            "%s: %d images from %s (%s)",
-            self.name,
-            len(names),
-            source.where(),
-            "decoding into memory" if in_memory else "checking; decoded on access",
-        )
         if in_memory:
-            images = torch.empty((len(names), *self.image_shape), dtype=torch.uint8)
-
-            def store(i: int, data: bytes) -> None:
-                images[i] = decode(data)
-
-            keep = torch.tensor(self._scan(source, names, store), dtype=torch.bool)
-            return InMemoryImages(images[keep] if not keep.all() else images, labels[keep])
-        ok = self._scan(source, names, lambda _, data: check_image(data))
-        kept = [i for i, good in enumerate(ok) if good]
+            images, bad = self._decode_all(source, names, decode)
+            if not bad:
+                return InMemoryImages(images, labels)
+            keep = torch.ones(len(names), dtype=torch.bool)
+            keep[[i for i, _ in bad]] = False
+            return InMemoryImages(images[keep], labels[keep])
+        log.info("%s: %d images from %s (checking; decoded on access)", self.name, len(names), source.where())
+        bad_set = {i for i, _ in self._scan(source, names, lambda _, data: check_image(data))}
+        kept = [i for i in range(len(names)) if i not in bad_set]
         return LazyImages(source, [names[i] for i in kept], labels[kept], decode)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ganforge.errors import ConfigError
 from ganforge.metrics.extractors import FeatureExtractor
+from ganforge.utils import save_atomic
 
 log = logging.getLogger("ganforge")
 
@@ -75,16 +75,6 @@ def _load_valid(path: Path, key_json: str, content: str, shape: tuple[int, int])
     return None
 
 
-def _save(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 @torch.no_grad()
 def compute_features(
     dataset: Dataset, extractor: FeatureExtractor, n: int, batch_size: int = 250, num_workers: int = 0
@@ -131,8 +121,7 @@ def reference_features(
         return features
     start = time.perf_counter()
     features = compute_features(dataset, extractor, n, batch_size, num_workers)
-    _save(
-        path,
+    save_atomic(
         {
             "format": FORMAT,
             "key": key_json,
@@ -142,6 +131,7 @@ def reference_features(
             "weights_source": extractor.weights_source,
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         },
+        path,
     )
     log.info(
         "Reference features: %d x %d with %s in %.1f s, cached in %s",
