@@ -613,12 +613,14 @@ def test_celeba_missing(tmp_path, monkeypatch):
 )
 def test_hydra_configs_instantiate(tmp_path, name, cls, shape):
     data = OmegaConf.load(REPO / "conf/data" / f"{name}.yaml")
-    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "seed": 7, "data": data})
+    paths = {"data_dir": str(tmp_path), "log_dir": str(tmp_path / "logs")}
+    cfg = OmegaConf.create({"paths": paths, "seed": 7, "data": data})
     if name == "image_folder":
         cfg.data.path = str(tmp_path)
     dm = instantiate(cfg.data)
     assert type(dm) is cls and dm.image_shape == shape and dm.seed == 7
     assert getattr(dm, "root", tmp_path) == tmp_path
+    assert getattr(dm, "decoded_cache", None) in (None, str(tmp_path / "logs/cache/decoded"))
 
 
 def test_celeba64_dcgan_preset_trains_on_a_faces_folder(compose_cfg, tmp_path):
