@@ -25,9 +25,11 @@ WIDTH = ["model.generator.base_channels=8", "model.discriminator.base_channels=8
 def test_plain_loop_and_ganforge_make_the_same_updates_on_cuda(tmp_path: Path) -> None:
     """The CPU equivalence test again where cuDNN and device batches are real.
 
-    Both loops must run the same convolution algorithms in IEEE fp32: torch allows TF32 for cuDNN
-    convolutions by default, and ``trainer=gpu`` autotunes (picks algorithms by timing), so the two
-    runs would round differently and Adam would amplify that in near-zero gradients.
+    Both loops run the same convolution algorithms in IEEE fp32: torch allows TF32 for cuDNN
+    convolutions by default, and ``trainer=gpu`` autotunes (picks algorithms by timing). The plain
+    loop runs twice: whatever differs between its own two runs is run-to-run noise (a kernel that is
+    not deterministic, amplified by Adam where gradients are near zero), and ganforge may differ from
+    it by no more than that.
     """
     cfg = throughput.compose_config([*TINY, *WIDTH, "tf32=false", "trainer.benchmark=false"], tmp_path)
     batches = throughput.DeviceBatches((3, 16, 16), 8, CUDA)
@@ -36,18 +38,27 @@ def test_plain_loop_and_ganforge_make_the_same_updates_on_cuda(tmp_path: Path) -
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
         with exact_fp32(CUDA):
-            _, plain = throughput.run_plain(cfg, batches, 0, 4, CUDA, fast=False, init=module, seed=7)
+            plain, again = (
+                throughput.run_plain(cfg, batches, 0, 4, CUDA, fast=False, init=module, seed=7)[1]
+                for _ in range(2)
+            )
             _, ours = throughput.run_ganforge(cfg, batches, 0, 4, module=module, seed=7)
     finally:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags
-    mismatched = []  # every tensor that differs, with its largest difference and magnitude
+    mismatched = []  # every tensor that differs by more than the noise, with sizes
     for name in ("G", "D", "G_ema"):
-        trained = getattr(ours, name).state_dict()
+        trained, repeat = getattr(ours, name).state_dict(), again[name].state_dict()
         for key, value in plain[name].state_dict().items():
-            other = trained[key].to(value.dtype)
-            if not torch.allclose(value, other, rtol=1e-4, atol=1e-5):
-                diff, scale = (value - other).abs().max().item(), value.abs().max().item()
-                mismatched.append(f"{name}.{key}: max |diff| {diff:.3g} (max |value| {scale:.3g})")
+            if not value.is_floating_point():
+                assert torch.equal(value, trained[key].to(value.device)), f"{name}.{key}"
+                continue
+            diff = (value - trained[key]).abs().max().item()
+            noise = (value - repeat[key]).abs().max().item()
+            if not torch.allclose(value, trained[key], rtol=1e-4, atol=1e-5) and diff > 4 * noise:
+                scale = value.abs().max().item()
+                mismatched.append(
+                    f"{name}.{key}: max |diff| {diff:.3g}, plain vs plain {noise:.3g}, |value| {scale:.3g}"
+                )
     assert not mismatched, "\n".join(mismatched)
 
 
