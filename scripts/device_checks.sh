@@ -23,7 +23,7 @@ set -o pipefail
 CIFAR=("experiment=${EXPERIMENT:-cifar10_sngan}" trainer=gpu speed=fast callbacks=metrics data=image_folder
   data.resolution=32 data.labels=true
   "callbacks.metrics.weights=$PWD/.device/inception.pth" callbacks.metrics.num_real=50000
-  callbacks.metrics.batch_size=500 logger=csv callbacks.model_checkpoint.every_n_train_steps=20000
+  logger=csv callbacks.model_checkpoint.every_n_train_steps=20000
   callbacks.sample_grid.every_n_steps=5000)
 
 bench() {  # NAME MODE SECONDS [ARGS]: one process each, so that a failing compile costs only its run
