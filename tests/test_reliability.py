@@ -202,6 +202,23 @@ def test_max_time_ends_the_run_with_last_ckpt_at_its_final_step(compose_cfg, tmp
     assert load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")["global_step"] == step
 
 
+def test_max_time_counts_the_time_before_a_resume(compose_cfg, tmp_path) -> None:
+    """A run split over two jobs (preemption, a device call's time limit) stops at max_time in all."""
+    budget = "trainer.max_time=00:00:10:00"
+    train(compose_cfg(*FAST, "trainer.max_steps=3", budget))
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    assert ckpt["callbacks"]["Timer"]["time_elapsed"]["train"] > 0
+    ckpt["callbacks"]["Timer"]["time_elapsed"]["train"] = 600.0  # the first job used it all
+    torch.save(ckpt, last)
+    result = train(
+        compose_cfg(*FAST, "trainer.max_steps=100", budget, f"ckpt_path={last}", output_dir=tmp_path / "r")
+    )
+    timer = next(c for c in result["trainer"].callbacks if type(c).__name__ == "Timer")
+    assert timer.time_elapsed("train") >= 600
+    assert result["trainer"].global_step == 3  # the budget was spent: no further step
+
+
 def test_a_failure_after_the_last_step_still_writes_last_ckpt_of_that_step(
     compose_cfg, tmp_path, monkeypatch, caplog
 ) -> None:
