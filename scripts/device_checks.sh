@@ -12,7 +12,7 @@
 #   bash scripts/device_checks.sh cifar MINUTES [OVERRIDES]  # carry .whl .device/cifar10-jpeg.zip: CIFAR-10 for MINUTES,
 #                                                #   FID-10k against the 50k train images at the end;
 #                                                #   EXPERIMENT=cifar10_sngan_10min picks the preset;
-#                                                #   CALL_SECONDS=540 stops the call there (last.ckpt):
+#                                                #   CALL_SECONDS=500 stops the call there (last.ckpt):
 #                                                #   the same command again resumes and finishes
 # Results (JSON, logs, last sample grid, a slim EMA-generator checkpoint) go to $OUT (default outputs/device).
 source scripts/device_unpack.sh
