@@ -267,7 +267,8 @@ def test_sngan_presets_decay_the_learning_rates_to_zero_at_the_last_step(compose
     sched_g, sched_d = (s["scheduler"] for s in schedulers)
     assert (sched_g.total_iters, sched_d.total_iters) == (8, 40)  # 40 D steps hold 8 G updates
     for _ in range(8):
-        opt_g.step(), sched_g.step()
+        opt_g.step()
+        sched_g.step()
     assert opt_g.param_groups[0]["lr"] == 0.0
     assert module.num_classes == (10 if experiment.endswith("10min") else 0)
     if experiment.endswith("10min"):  # stops at 10 minutes whatever the GPU manages

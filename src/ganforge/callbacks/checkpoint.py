@@ -52,23 +52,23 @@ class Checkpoint(ModelCheckpoint):
         super().on_train_end(trainer, pl_module)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException):
-            if self.save_last and self._last_global_step_saved != trainer.global_step:
-                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-            return
+        preempted = isinstance(exception, SIGTERMException)
+        # After the last step the state is the run's result, unless the guard's final read-back found it
+        # diverged.
         finished = self._step_completed == trainer.global_step and _no_steps_left(trainer)
-        # a divergence found by the guard's final read-back is not a result to keep
-        if self.save_last and finished and not isinstance(exception, NonFiniteError):
-            if self._last_global_step_saved != trainer.global_step:
-                log.error(
-                    "training finished at step %d, then %s: %s; writing last.ckpt of that step",
-                    trainer.global_step,
-                    type(exception).__name__,
-                    exception,
-                )
-                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        result = self.save_last and finished and not isinstance(exception, NonFiniteError)
+        if not (preempted or result):
+            super().on_exception(trainer, pl_module, exception)
             return
-        super().on_exception(trainer, pl_module, exception)
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            if result:
+                what = f"{type(exception).__name__}: {exception}"
+                log.error(
+                    "training finished at step %d, then %s; writing last.ckpt of that step",
+                    trainer.global_step,
+                    what,
+                )
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 def _no_steps_left(trainer: Any) -> bool:
