@@ -48,10 +48,9 @@ def fp32_math(device: torch.device, tf32: bool) -> Iterator[None]:
     if device.type != "cuda":
         yield
         return
-    owner, attr, value = _conv_switch(tf32)
+    owner, attr, _ = _conv_switch(tf32)
     conv_before, matmul_before = getattr(owner, attr), _matmul_precision()
-    setattr(owner, attr, value)
-    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    set_tf32(tf32)
     try:
         yield
     finally:

@@ -46,9 +46,12 @@ class Checkpoint(ModelCheckpoint):
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
         self._step_completed = trainer.global_step
 
-    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+    def _save_last_if_unsaved(self, trainer: Any) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self._save_last_if_unsaved(trainer)
         super().on_train_end(trainer, pl_module)
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
@@ -60,15 +63,14 @@ class Checkpoint(ModelCheckpoint):
         if not (preempted or result):
             super().on_exception(trainer, pl_module, exception)
             return
-        if self.save_last and self._last_global_step_saved != trainer.global_step:
-            if result:
-                what = f"{type(exception).__name__}: {exception}"
-                log.error(
-                    "training finished at step %d, then %s; writing last.ckpt of that step",
-                    trainer.global_step,
-                    what,
-                )
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if result and self._last_global_step_saved != trainer.global_step:
+            what = f"{type(exception).__name__}: {exception}"
+            log.error(
+                "training finished at step %d, then %s; writing last.ckpt of that step",
+                trainer.global_step,
+                what,
+            )
+        self._save_last_if_unsaved(trainer)
 
 
 def _no_steps_left(trainer: Any) -> bool:
