@@ -1,5 +1,8 @@
 """The resumable sampler: per-epoch permutations, rank shards, and mid-epoch continuation."""
 
+import subprocess
+import sys
+
 import torch
 
 from ganforge.data.sampler import ResumableSampler
@@ -33,3 +36,20 @@ def test_rank_shards_are_disjoint_and_equal_sized() -> None:
 def test_no_shuffle_is_sequential() -> None:
     assert list(ResumableSampler(8, batch_size=4, shuffle=False)) == list(range(8))
     assert torch.equal(ResumableSampler(8, batch_size=3, shuffle=False).epoch_indices(0), torch.arange(6))
+
+
+def test_lightning_mid_epoch_resume_warning_is_silenced_once_ganforge_data_is_imported() -> None:
+    """The warning is wrong for ganforge (the sampler resumes the exact order), so users never see it.
+
+    A fresh interpreter: pytest resets warning filters around each test, hiding what an import set.
+    """
+    code = (
+        "import warnings, ganforge.data.base\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.warn(\"You're resuming from a checkpoint that ended before the epoch ended and your "
+        'dataloader is not resumable.")\n'
+        "    warnings.warn('another warning')\n"
+        "print([str(w.message) for w in seen])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['another warning']"
