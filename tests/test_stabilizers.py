@@ -20,6 +20,7 @@ from ganforge.benchmarks.mode_collapse import (
     mode_stats,
     rescore,
     run_benchmark,
+    summarize_rescored,
 )
 from ganforge.callbacks.samples import scatter_image
 from ganforge.data.gaussians import GaussianMixture2DDataModule
@@ -253,7 +254,7 @@ def test_pacgan4_trains_on_grid25_and_draws_scatter_plots(compose_cfg, tmp_path)
     assert result["model"].sample().shape == (64, 2)
 
 
-def test_benchmark_runs_scores_and_writes_json(tmp_path) -> None:
+def test_benchmark_runs_scores_and_writes_json(tmp_path, capsys) -> None:
     quick = [
         "trainer.max_steps=3",
         "data.num_samples=2000",
@@ -280,7 +281,19 @@ def test_benchmark_runs_scores_and_writes_json(tmp_path) -> None:
     assert row["seed"] == 4 and row["steps"] == 2
     for key in ("modes", "high_quality", "reverse_kl", "counts"):
         assert row["saved"][key] == row["standing"][key] == run[key], key
-    assert main(["--rescore", str(out)]) == 0
+    assert (row["data"], row["setting"]) == ("grid25", "pacgan3")
+
+    # over seeds: grouped by (data, setting, steps) across folders, as the benchmark summarised them
+    ring, grid = summarize_rescored(rescore([tmp_path / "a", out], standing=25000))
+    assert (ring["data"], ring["setting"], ring["steps"], ring["seeds"]) == ("ring8", "pacgan2", 3, [0, 1])
+    assert (grid["data"], grid["setting"], grid["steps"], grid["seeds"]) == ("grid25", "pacgan3", 2, [4])
+    for key in ("modes", "high_quality", "reverse_kl"):
+        want = res["summary"][key]
+        assert ring["saved"][key] == pytest.approx(want, nan_ok=True), key
+        assert grid["saved"][key] == {"mean": pytest.approx(run[key]), "sem": 0.0}, key
+    assert main(["--rescore", str(tmp_path / "a"), str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| ring8 | pacgan2 | 3 | 0, 1 | " in table and "| grid25 | pacgan3 | 2 | 4 | " in table
     assert main(["--rescore", str(tmp_path / "a" / "nothing")]) == 2
 
 

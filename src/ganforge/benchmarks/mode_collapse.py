@@ -104,6 +104,15 @@ def mean_sem(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
+def summarize(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``{key: {"mean", "sem"}}`` over the runs (seeds) of one setting."""
+    return {key: dict(zip(("mean", "sem"), mean_sem([r[key] for r in runs]), strict=True)) for key in keys}
+
+
+def plus_minus(s: dict[str, float], fmt: str) -> str:
+    return f"{s['mean']:{fmt}} ± {s['sem']:{fmt}}"
+
+
 # -- settings ---------------------------------------------------------------------------------------
 def pack_setting(pack: int) -> tuple[str, list[str]]:
     return ("gan" if pack == 1 else f"pacgan{pack}"), [f"model.pack={pack}"]
@@ -183,9 +192,37 @@ def rescore(run_dirs: Sequence[Path], standing: int, batch_size: int = 2500) -> 
             seed = int(cfg.model.sample_seed) + 1
             standing_stats(G, latent_batches(G.z_dim, standing, batch_size, seed=seed))
             recomputed = mode_stats(G(z, None), means, std)
-        rows.append({"checkpoint": str(ckpt), "seed": int(cfg.seed), "steps": int(cfg.trainer.max_steps),
+        # the benchmark's layout is <out>/<data>/<setting>/seed<N>/checkpoints/last.ckpt
+        run_dir = ckpt.parent.parent
+        setting = run_dir.parent.name if run_dir.name == f"seed{int(cfg.seed)}" else "-"
+        rows.append({"checkpoint": str(ckpt), "data": f"{mixture}{len(means)}", "setting": setting,
+                     "seed": int(cfg.seed), "steps": int(cfg.trainer.max_steps),
                      "saved": asdict(saved), "standing": asdict(recomputed)})  # fmt: skip
     return rows
+
+
+def summarize_rescored(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard error over the seeds of each (data, setting, steps), both ways of scoring.
+
+    Runs of one study often live in separate ``--out`` folders (one seed per process), so the figure
+    over seeds comes from here rather than from any single ``results.json``.
+    """
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["data"], r["setting"], r["steps"]), []).append(r)
+    return [
+        {
+            "data": data,
+            "setting": setting,
+            "steps": steps,
+            "seeds": sorted(r["seed"] for r in runs),
+            **{
+                way: summarize([r[way] for r in runs], ("modes", "high_quality", "reverse_kl"))
+                for way in ("saved", "standing")
+            },
+        }
+        for (data, setting, steps), runs in groups.items()
+    ]
 
 
 def run_benchmark(
@@ -211,10 +248,7 @@ def run_benchmark(
                     f"high quality, reverse KL {run['reverse_kl']:.3f} ({run['seconds']:.0f} s)"
                 )
                 runs.append(run)
-            summary = {
-                key: dict(zip(("mean", "sem"), mean_sem([r[key] for r in runs]), strict=True))
-                for key in ("modes", "high_quality", "reverse_kl", "seconds")
-            }
+            summary = summarize(runs, ("modes", "high_quality", "reverse_kl", "seconds"))
             results.setdefault(data, {})[name] = {
                 "overrides": [*overrides, *setting_overrides],
                 "runs": runs,
@@ -226,9 +260,6 @@ def run_benchmark(
 def format_table(results: dict[str, Any]) -> str:
     """Markdown table: one row per (dataset, setting), mean ± standard error over seeds."""
 
-    def cell(s: dict[str, float], fmt: str) -> str:
-        return f"{s['mean']:{fmt}} ± {s['sem']:{fmt}}"
-
     lines = [
         "| data | setting | seeds | modes | high quality (%) | reverse KL | s / run |",
         "|---|---|---|---|---|---|---|",
@@ -237,8 +268,8 @@ def format_table(results: dict[str, Any]) -> str:
         for name, res in settings.items():
             s = res["summary"]
             lines.append(
-                f"| {data} | {name} | {len(res['runs'])} | {cell(s['modes'], '.1f')} | "
-                f"{cell(s['high_quality'], '.1f')} | {cell(s['reverse_kl'], '.3f')} | "
+                f"| {data} | {name} | {len(res['runs'])} | {plus_minus(s['modes'], '.1f')} | "
+                f"{plus_minus(s['high_quality'], '.1f')} | {plus_minus(s['reverse_kl'], '.3f')} | "
                 f"{s['seconds']['mean']:.0f} |"
             )
     return "\n".join(lines)
@@ -339,6 +370,16 @@ def _rescore_main(run_dirs: Sequence[Path], standing: int) -> int:
         a, b = r["saved"], r["standing"]
         cells = [f"{x['modes']}, {x['high_quality']:.1f}%, {x['reverse_kl']:.3f}" for x in (a, b)]
         print(f"| {r['checkpoint']} | {r['seed']} | {r['steps']:,} | {cells[0]} | {cells[1]} |")
+    print("\n| data | setting | steps | seeds | as saved: modes, high quality, KL | standing stats |")
+    print("|---|---|---|---|---|---|")
+    for g in summarize_rescored(rows):
+        cells = [
+            f"{plus_minus(s['modes'], '.1f')}, {plus_minus(s['high_quality'], '.1f')}%, "
+            f"{plus_minus(s['reverse_kl'], '.3f')}"
+            for s in (g["saved"], g["standing"])
+        ]
+        seeds = ", ".join(map(str, g["seeds"]))
+        print(f"| {g['data']} | {g['setting']} | {g['steps']:,} | {seeds} | {cells[0]} | {cells[1]} |")
     return 0
 
 
