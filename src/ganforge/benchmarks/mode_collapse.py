@@ -174,7 +174,7 @@ def rescore(run_dirs: Sequence[Path], standing: int, batch_size: int = 2500) -> 
     the second score is what the same run scores with it on. Same latents as the benchmark's.
     """
     from ganforge.checkpoint import load_generator
-    from ganforge.data.gaussians import MIXTURES, mixture_means
+    from ganforge.data.gaussians import MIXTURES, mixture_means, mixture_name
     from ganforge.ema import latent_batches, standing_stats
 
     ckpts = sorted({p for d in run_dirs for p in Path(d).rglob("checkpoints/last.ckpt")})
@@ -195,7 +195,7 @@ def rescore(run_dirs: Sequence[Path], standing: int, batch_size: int = 2500) -> 
         # the benchmark's layout is <out>/<data>/<setting>/seed<N>/checkpoints/last.ckpt
         run_dir = ckpt.parent.parent
         setting = run_dir.parent.name if run_dir.name == f"seed{int(cfg.seed)}" else "-"
-        rows.append({"checkpoint": str(ckpt), "data": f"{mixture}{len(means)}", "setting": setting,
+        rows.append({"checkpoint": str(ckpt), "data": mixture_name(mixture, len(means)), "setting": setting,
                      "seed": int(cfg.seed), "steps": int(cfg.trainer.max_steps),
                      "saved": asdict(saved), "standing": asdict(recomputed)})  # fmt: skip
     return rows

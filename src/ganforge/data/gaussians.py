@@ -33,6 +33,11 @@ def mixture_means(mixture: str) -> torch.Tensor:
     return torch.tensor(MIXTURES[mixture][0](), dtype=torch.float32)
 
 
+def mixture_name(mixture: str, num_modes: int) -> str:
+    """``grid`` with 25 modes -> ``grid25``: the name of the ``data=`` config, benchmark rows and runs."""
+    return f"{mixture}{num_modes}"
+
+
 class GaussianMixture2DDataModule(GANDataModule):
     """Points ``float32 [2]`` from an equal-weight mixture of isotropic Gaussians; label = mode index.
 
@@ -66,7 +71,7 @@ class GaussianMixture2DDataModule(GANDataModule):
         if self.std <= 0 or num_samples < 1:
             raise ConfigError(f"data.std={self.std} must be > 0 and data.num_samples={num_samples} >= 1")
         self.mixture, self.num_samples, self.data_seed = mixture, num_samples, data_seed
-        self.name = f"{mixture}{len(self.means)}"
+        self.name = mixture_name(mixture, len(self.means))
 
     @property
     def image_shape(self) -> tuple[int, ...]:  # type: ignore[override]
