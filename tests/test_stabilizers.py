@@ -107,6 +107,27 @@ def test_ada_probability_clamps_to_unit_interval_and_is_restored_from_state() ->
     assert restored.p_host == pytest.approx(0.128) and float(restored.p) == pytest.approx(0.128)
 
 
+def test_ada_state_restores_the_exact_probability_of_the_coin_flips() -> None:
+    """The saved p is the p the draws use, bit for bit, also for values float32 cannot hold, and the
+    restored copy reaches exactly 0 (no more random draws) on the same update as the original."""
+    ada = ADA(p=0.3, interval=1, kimg=0.1)  # 10 outputs per update move p by 0.1
+    ada.update(-torch.ones(10))
+    assert ada.p_host == 0.3 - 0.1 != float(torch.tensor(0.3 - 0.1, dtype=torch.float32))
+    restored = ADA(interval=1, kimg=0.1)
+    restored.load_state_dict(ada.state_dict())
+    assert restored.p_host == ada.p_host and float(restored.p) == ada.p_host
+    for _ in range(2):
+        ada.update(-torch.ones(10))
+        restored.update(-torch.ones(10))
+    assert restored.p_host == ada.p_host == 0.0 and float(restored.p) == 0.0
+
+    # Checkpoints written before p was float64 still load (as the float32 value they hold).
+    old = {k: v.float() if k == "p" else v for k, v in ada.state_dict().items()}
+    old["p"] = torch.tensor(0.25, dtype=torch.float32)
+    restored.load_state_dict(old)
+    assert restored.p_host == 0.25 and restored.p.dtype == torch.float64
+
+
 def test_augmentation_rejects_points_and_bad_options() -> None:
     with pytest.raises(ConfigError, match="augment=none"):
         ADA(p=0.5)(torch.zeros(4, 2))

@@ -32,9 +32,12 @@ class Augment(nn.Module):
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
-        self.register_buffer("p", torch.tensor(float(p)))  # saved in checkpoints (exact resume)
+        # Saved in checkpoints, in float64 so that it holds the Python float the coin flips use
+        # bit for bit: a float32 copy restored a rounded p, and where the exact one reached 0 (no more
+        # draws) the rounded one stayed ~1e-9 and kept drawing, so a resumed run diverged.
+        self.register_buffer("p", torch.tensor(float(p), dtype=torch.float64))
         # A host copy of p for the per-sample coin flips: reading the buffer on a GPU would stall
-        # the CUDA queue at every D pass. Refreshed whenever p changes or a state dict is loaded.
+        # the CUDA queue at every D pass. Set together with the buffer, and from it on loading.
         self.p_host = float(p)
         self.register_load_state_dict_post_hook(_refresh_host_copies)
 
@@ -218,7 +221,7 @@ class ADA(Augment):
         self.ops = _parse(ops, ADA_OPS, "ADA ops")
         # sum of sign(D(real)), number of D outputs, D updates since the last adjustment
         self.register_buffer("stats", torch.zeros(3, dtype=torch.float64))
-        self.register_buffer("rt", torch.tensor(math.nan))  # last r_t, for inspection
+        self.register_buffer("rt", torch.tensor(math.nan, dtype=torch.float64))  # last r_t, for inspection
         self.updates_since = 0  # host copy of stats[2]: deciding when to adjust needs no GPU read
 
     def _after_load(self) -> None:
