@@ -77,8 +77,10 @@ def test_pack_concatenates_consecutive_samples_on_channels() -> None:
 def test_regularizers_compose_with_any_loss(compose_cfg, tmp_path, reg: str) -> None:
     from .test_train import logged
 
-    lazy = ["model.regularizers.r1.interval=2"] if reg == "r1" else []
-    cfg = compose_cfg(f"reg={reg}", "loss=hinge", "trainer.max_steps=4", *lazy)
+    # r1 lazily every 3 steps (steps 0, 3, 6), logging every 2 (after steps 1, 3, 5, 7): only step 3's
+    # value falls on a logging step, yet every logging step reports the last value
+    lazy = ["model.regularizers.r1.interval=3", "trainer.log_every_n_steps=2"] if reg == "r1" else []
+    cfg = compose_cfg(f"reg={reg}", "loss=hinge", "trainer.max_steps=8", *lazy)
     train(cfg)
     metrics = logged(tmp_path / "run")
     names = {"r1": ["r1"], "r1_r2": ["r1", "r2"], "gp": ["gp"]}[reg]
@@ -86,7 +88,8 @@ def test_regularizers_compose_with_any_loss(compose_cfg, tmp_path, reg: str) -> 
         values = metrics[f"loss/d_{name}"]
         assert values and all(v >= 0 for v in values)
     if reg == "r1":
-        assert len(metrics["loss/d_r1"]) == 2  # lazy: steps 0 and 2 of 4
+        values = metrics["loss/d_r1"]
+        assert len(values) == 4 and values[1] == values[2] != values[0]  # steps 0, 3, 3, 6
 
 
 @pytest.mark.usefixtures("fashion_mnist_available")

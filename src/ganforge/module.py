@@ -204,6 +204,9 @@ class GANModule(L.LightningModule):
         self._d_power_iteration: SpectralNormStep | None = None  # compiled D with spectral norm
         self._joint_d = False  # D(real) and D(fake) in one call (compiled, sample-independent D)
         self.step_losses: dict[str, torch.Tensor] = {}  # this step's loss/d (and loss/g), on the device
+        # Last value of each penalty term, on the device: lazy regularisers (R1 every 16 steps, path
+        # length every 4 G updates) rarely run on a logging step, so each logging step reports these.
+        self._last_terms: dict[str, torch.Tensor] = {}
 
     @property
     def z_dim(self) -> int:
@@ -436,6 +439,9 @@ class GANModule(L.LightningModule):
             logs["loss/g"] = g_loss.detach()
             logs.update({f"loss/g_{k}": v.detach() for k, v in g_terms.items()})
 
+        self._last_terms.update({k: v for k, v in logs.items() if k.startswith(("loss/d_", "loss/g_"))})
+        if log_now:
+            logs = {**self._last_terms, **logs}
         histograms = {"d/real_logits": real_logits, "d/fake_logits": fake_logits} if log_now else {}
         self._log_step(logs, histograms)
 
