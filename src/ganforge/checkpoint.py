@@ -22,9 +22,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass an existing file as ckpt_path=...")
+    if not zipfile.is_zipfile(path):
+        # torch.save writes zip archives; anything else would reach the unpickler and fail there with
+        # a message about pickle internals ("unpickling stack underflow", "Memo value not found")
+        raise CheckpointError(
+            f"checkpoint {path} is not a PyTorch checkpoint: not a zip archive (a truncated or corrupt "
+            "file, or another kind of file). Pass a .ckpt file from a run's checkpoints/ folder"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+    except Exception as e:  # any failure to unpickle: the file is damaged, whatever the library says
         raise CheckpointError(
             f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); it is truncated or corrupt. "
             "Use an earlier checkpoint from the same checkpoints/ folder"
@@ -34,6 +41,57 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} is not a ganforge training checkpoint (no 'state_dict'/'ganforge' keys)"
         )
     return ckpt
+
+
+def check_fits(path: str | Path, ckpt: dict[str, Any], model: torch.nn.Module, requested: Any) -> None:
+    """Fail before training when the checkpoint's weights do not fit ``model`` (another model or size).
+
+    ``requested``: this command's resolved run config (a mapping), compared with the checkpoint's to say
+    which model options differ.
+    """
+    saved, current = ckpt["state_dict"], model.state_dict()
+    missing = [k for k in current if k not in saved]
+    unexpected = [k for k in saved if k not in current]
+    reshaped = [k for k in current if k in saved and saved[k].shape != current[k].shape]
+    if not (missing or unexpected or reshaped):
+        return
+    problems = []
+    if reshaped:
+        k = reshaped[0]
+        problems.append(
+            f"{len(reshaped)} tensor(s) of other shapes (e.g. {k}: {list(saved[k].shape)} in the "
+            f"checkpoint, {list(current[k].shape)} here)"
+        )
+    if missing:
+        problems.append(f"{len(missing)} tensor(s) missing from it (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} tensor(s) this model lacks (e.g. {unexpected[0]})")
+    stored = (ckpt.get("ganforge") or {}).get("config") or {}
+    differences = config_differences(stored.get("model") or {}, dict(requested.get("model") or {}), "model")
+    shown = "; ".join(f"{k}: {a!r} in the checkpoint, {b!r} here" for k, a, b in differences[:6])
+    if len(differences) > 6:
+        shown += f"; and {len(differences) - 6} more"
+    record = Path(path).resolve().parent.parent / "config.yaml"
+    where = f" ({record})" if record.is_file() else ""
+    raise CheckpointError(
+        f"checkpoint {path} holds another model than this command builds: {', '.join(problems)}. "
+        + (f"Model options that differ: {shown}. " if shown else "")
+        + f"Resume with the model options the checkpoint was trained with{where}, "
+        "or start a new run without ckpt_path"
+    )
+
+
+def config_differences(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value in a, value in b)`` for every leaf where two nested configs differ; a node
+    whose ``_target_`` differs is one difference (its other keys belong to another class)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.get("_target_") != b.get("_target_"):
+            return [(f"{prefix}._target_", a.get("_target_"), b.get("_target_"))]
+        out = []
+        for key in sorted(a.keys() | b.keys(), key=str):
+            out += config_differences(a.get(key), b.get(key), f"{prefix}.{key}")
+        return out
+    return [] if a == b else [(prefix, a, b)]
 
 
 def run_config(ckpt: dict[str, Any]) -> DictConfig:

@@ -26,10 +26,10 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from ganforge.callbacks.checkpoint import AtomicCheckpointIO
-from ganforge.checkpoint import load_checkpoint
-from ganforge.errors import GanforgeError
+from ganforge.checkpoint import check_fits, load_checkpoint
+from ganforge.errors import ConfigError, GanforgeError
 from ganforge.precision import set_tf32
-from ganforge.utils import instantiate, instantiate_dict, run_cli, save_resolved_config
+from ganforge.utils import instantiate, instantiate_dict, run_cli, save_run_config
 
 log = logging.getLogger("ganforge")
 # Lightning 2.6 calls a pytree API that newer torch deprecates; nothing for users to act on.
@@ -64,32 +64,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loss = instantiate(cfg.loss)
     model = instantiate(cfg.model, loss=loss)
     model.check_data(datamodule.image_shape, datamodule.num_classes, datamodule.batch_size)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path:
-        load_checkpoint(ckpt_path)  # clear error for a missing or corrupt file
-
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
-    if trainer.is_global_zero:
-        save_resolved_config(cfg, Path(cfg.paths.output_dir) / "config.yaml")
-    log.info(
-        "Training %s on %s (%d images) -> %s",
-        type(model.G).__name__,
-        datamodule.name,
-        len(datamodule.dataset),
-        cfg.paths.output_dir,
-    )
-    # Checkpoints hold optimizer factories and RNG states, so they are full pickles: load only your own.
+    ckpt_path = cfg.get("ckpt_path")
+    start_step = 0
+    if ckpt_path:
+        ckpt = load_checkpoint(ckpt_path)  # clear error for a missing or corrupt file
+        check_fits(ckpt_path, ckpt, model, model.run_config)
+        start_step = int(ckpt.get("global_step", 0))
+        del ckpt
     preempted = False
-    try:
-        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
-    except SIGTERMException:
-        # Lightning stopped after the step in progress; ganforge's Checkpoint wrote last.ckpt for it.
-        preempted = True
-        last = getattr(trainer.checkpoint_callback, "last_model_path", "")
-        resume = f"Resume with ckpt_path={last}" if last else "No checkpoint (no step done, save_last off)."
-        log.warning("Received SIGTERM: stopped after step %d. %s", trainer.global_step, resume)
-    finally:
-        _finish_wandb()
+    if steps_left(trainer.max_steps, start_step, ckpt_path) != 0:
+        preempted = _fit(cfg, trainer, model, datamodule, ckpt_path, start_step)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {
         "metrics": metrics,
@@ -98,6 +83,64 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "datamodule": datamodule,
         "preempted": preempted,
     }
+
+
+def _fit(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    ckpt_path: str | None,
+    start_step: int,
+) -> bool:
+    """Record the config and train; returns whether a SIGTERM stopped the run (after writing last.ckpt)."""
+    if trainer.is_global_zero:
+        save_run_config(cfg, Path(cfg.paths.output_dir), start_step)
+    log.info(
+        "Training %s on %s (%d images) -> %s",
+        type(model.G).__name__,
+        datamodule.name,
+        len(datamodule.dataset),
+        cfg.paths.output_dir,
+    )
+    # Checkpoints hold optimizer factories and RNG states, so they are full pickles: load only your own.
+    try:
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+    except SIGTERMException:
+        # Lightning stopped after the step in progress; ganforge's Checkpoint wrote last.ckpt for it.
+        last = getattr(trainer.checkpoint_callback, "last_model_path", "")
+        resume = f"Resume with ckpt_path={last}" if last else "No checkpoint (no step done, save_last off)."
+        log.warning("Received SIGTERM: stopped after step %d. %s", trainer.global_step, resume)
+        return True
+    finally:
+        _finish_wandb()
+    return False
+
+
+def steps_left(max_steps: int, start_step: int, ckpt_path: str | None) -> int | None:
+    """Steps this run will train (``None``: bounded by epochs or time); 0 is said, never silent.
+
+    ``trainer.max_steps=0`` is an error. A resume whose checkpoint already reached ``max_steps`` (a
+    finished run, a requeued job) trains nothing and says so: exit status 0, as for a finished run.
+    """
+    if max_steps == 0 or max_steps < -1:
+        raise ConfigError(
+            f"trainer.max_steps={max_steps} trains nothing: give the number of steps (batches) to train, "
+            "or -1 to train for trainer.max_epochs"
+        )
+    if max_steps == -1:
+        return None
+    if start_step >= max_steps:
+        log.warning(
+            "Nothing to train: checkpoint %s is at step %d and trainer.max_steps=%d is reached. "
+            "To train further, raise trainer.max_steps above %d",
+            ckpt_path,
+            start_step,
+            max_steps,
+            start_step,
+        )
+        return 0
+    return max_steps - start_step
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:

@@ -69,11 +69,37 @@ def instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
     return objects
 
 
-def save_resolved_config(cfg: DictConfig, path: str | Path) -> None:
-    """Write the fully resolved config (what actually ran) as YAML."""
+def save_resolved_config(cfg: DictConfig | str, path: str | Path) -> None:
+    """Write the fully resolved config (what actually ran) as YAML (``cfg``: a config or its YAML)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    path.write_text(cfg if isinstance(cfg, str) else OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def save_run_config(cfg: DictConfig, folder: Path, start_step: int = 0) -> Path:
+    """Write the resolved config as ``folder/config.yaml``, never overwriting the record of another run.
+
+    A resume into the folder of the run it continues, with other options (more steps, another learning
+    rate), keeps that run's ``config.yaml`` and writes this one as ``config_from_step_XXXXXXX.yaml``:
+    each file is what ran from its step on. Only ``ckpt_path`` may differ without a new file.
+    """
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    path = folder / "config.yaml"
+    if path.is_file() and _without_ckpt_path(path.read_text()) != _without_ckpt_path(text):
+        stem = f"config_from_step_{start_step:07d}"
+        path, n = folder / f"{stem}.yaml", 1
+        while path.is_file() and path.read_text() != text:
+            n += 1
+            path = folder / f"{stem}_{n}.yaml"
+        log.info("%s/config.yaml records the run this one continues; this run's config: %s", folder, path)
+    save_resolved_config(text, path)
+    return path
+
+
+def _without_ckpt_path(yaml_text: str) -> dict:
+    data = OmegaConf.to_container(OmegaConf.create(yaml_text))
+    data.pop("ckpt_path", None)
+    return data
 
 
 def save_atomic(payload: Any, path: str | Path) -> None:

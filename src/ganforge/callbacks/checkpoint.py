@@ -42,6 +42,18 @@ class Checkpoint(ModelCheckpoint):
 
     _step_completed = -1  # global step whose batch, and every callback's on_train_batch_end, finished
 
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if trainer.is_global_zero and self.dirpath and os.path.isdir(self.dirpath):
+            remove_stale_temporaries(self.dirpath)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # A resume into a new run folder is the usual case: Lightning warns that the old folder's
+        # best/last paths are not reloaded, which ganforge does not use (save_top_k=-1, no monitor).
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The dirpath has changed from")
+            super().load_state_dict(state_dict)
+
     def on_train_batch_end(self, trainer: Any, pl_module: Any, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
         self._step_completed = trainer.global_step
@@ -82,11 +94,30 @@ def _no_steps_left(trainer: Any) -> bool:
     return steps_done or epochs_done or trainer.should_stop
 
 
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Delete the temporary files of saves that were killed mid-write (``.<name>.ckpt.<random>.tmp``).
+
+    ``AtomicCheckpointIO`` removes its temporary file when a save fails, but a SIGKILL or a power loss
+    during the write leaves it; the checkpoint callback clears them when a run starts in the folder.
+    """
+    removed = []
+    for name in os.listdir(folder):
+        if name.startswith(".") and name.endswith(".tmp") and ".ckpt." in name:
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+    if removed:
+        log.info("removed %d temporary file(s) of interrupted checkpoint saves in %s", len(removed), folder)
+    return removed
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write each checkpoint to a temporary file in its folder, fsync it, then rename it into place.
 
-    A crash, a kill or a full disk during a save leaves the previous file with that name intact and no
-    temporary file behind (``os.replace`` is atomic on POSIX and Windows within one file system).
+    A crash, a kill or a full disk during a save leaves the previous file with that name intact
+    (``os.replace`` is atomic on POSIX and Windows within one file system). A failed save removes its
+    temporary file; one killed outright (SIGKILL, power loss) leaves ``.<name>.<random>.tmp``, which the
+    next run in that folder removes (``remove_stale_temporaries``).
     Remote paths (``s3://`` ...) go through Lightning's own transactional writer. ``train.py`` uses this
     plugin unless ``trainer.plugins`` already holds a ``CheckpointIO``.
     """
