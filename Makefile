@@ -27,7 +27,7 @@ data:  ## install the offline Fashion-MNIST (Debian package dataset-fashion-mnis
 		$$SUDO apt-get install -y -q dataset-fashion-mnist || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q dataset-fashion-mnist; }; \
 	else echo "no apt-get: Fashion-MNIST will be downloaded by torchvision on first use"; fi
 
-train: setup data  ## train the default DCGAN on Fashion-MNIST (about 7 minutes on 2 CPU cores)
+train: setup data  ## train the default DCGAN on Fashion-MNIST (about 6.5 minutes on 2 CPU cores)
 	$(PY) train.py $(ARGS)
 
 test: setup data  ## run the default test suite (excludes tests marked slow)
