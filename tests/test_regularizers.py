@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from ganforge.errors import ConfigError
-from ganforge.module import pack_samples
 from ganforge.regularizers import R1, R2, GradientPenalty
+from ganforge.tasks.noise import pack_samples
 from ganforge.train import train
 
 

@@ -141,7 +141,7 @@ def test_sample_coupling_is_detected_and_joint_scoring_is_exact() -> None:
     from ganforge.models import DCGANDiscriminator
     from ganforge.models.sngan import SNGANDiscriminator
     from ganforge.models.spectral import SpectralNormStep
-    from ganforge.module import couples_samples
+    from ganforge.tasks.base import couples_samples
 
     assert couples_samples(DCGANDiscriminator(resolution=32))  # batch norm
     assert couples_samples(DCGANDiscriminator(resolution=32, batch_norm=False, minibatch_std=4))

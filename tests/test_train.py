@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ganforge.checkpoint import load_checkpoint, load_generator
-from ganforge.module import GANModule
+from ganforge.tasks import GANModule
 from ganforge.train import train
 
 MODELS = ["mlp_gan", "dcgan"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from ganforge.checkpoint import generator_from_checkpoint, load_checkpoint, run_
 from ganforge.metrics.evaluate import check_metrics, evaluate_generator
 from ganforge.metrics.extractors import build_extractor
 from ganforge.train import CONFIG_DIR
-from ganforge.utils import instantiate, pick_device, run_cli
+from ganforge.utils import atomic_write, instantiate, pick_device, run_cli
 
 log = logging.getLogger("ganforge")
 
@@ -61,10 +60,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "device": str(device),
     }
     path = Path(cfg.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(report, indent=2))
     log.info("%s -> %s", out["results"], path)
     print(json.dumps(out["results"]))
     return report

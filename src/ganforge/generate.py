@@ -31,6 +31,8 @@ from torchvision.utils import make_grid
 from ganforge.callbacks.samples import is_points, scatter_image
 from ganforge.checkpoint import load_generator
 from ganforge.errors import ConfigError
+from ganforge.images import to_unit
+from ganforge.models import num_classes_of
 from ganforge.train import CONFIG_DIR
 from ganforge.utils import pick_device, run_cli
 
@@ -52,10 +54,6 @@ def generator_kwargs(G: torch.nn.Module, truncation: float | None) -> dict[str, 
             "(only StyleGAN generators, model=stylegan_lite, accept truncation_psi); drop truncation=..."
         )
     return {"truncation_psi": float(truncation)}
-
-
-def num_classes_of(G: torch.nn.Module) -> int:
-    return int(getattr(G, "num_classes", 0) or 0)
 
 
 def check_class(G: torch.nn.Module, cls: int | None) -> None:
@@ -90,7 +88,7 @@ def run_generator(
 
 def to_pil(images: torch.Tensor, nrow: int, scale: int = 1) -> Image.Image:
     """``[N, C, H, W]`` in ``[-1, 1]`` -> a PIL grid (2 px white padding), upscaled ``scale`` times."""
-    grid = make_grid(images.add(1).div(2), nrow=nrow, padding=2, pad_value=1.0)
+    grid = make_grid(to_unit(images), nrow=nrow, padding=2, pad_value=1.0)
     arr = grid.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     img = Image.fromarray(arr[..., 0] if images.shape[1] == 1 else arr)
     if scale > 1:

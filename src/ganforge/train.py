@@ -63,7 +63,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.data_info.num_classes = datamodule.num_classes  # ${data_info.num_classes} in model configs
     loss = instantiate(cfg.loss)
     model = instantiate(cfg.model, loss=loss)
-    model.check_data(datamodule.image_shape, datamodule.num_classes, datamodule.batch_size)
+    model.check_data(datamodule)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     ckpt_path = cfg.get("ckpt_path")
     start_step = 0

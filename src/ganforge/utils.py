@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import hydra
 import torch
@@ -71,9 +73,8 @@ def instantiate_dict(cfg: DictConfig | None, kind: str) -> list[Any]:
 
 def save_resolved_config(cfg: DictConfig | str, path: str | Path) -> None:
     """Write the fully resolved config (what actually ran) as YAML (``cfg``: a config or its YAML)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(cfg if isinstance(cfg, str) else OmegaConf.to_yaml(cfg, resolve=True))
+    with atomic_write(path, "w") as f:
+        f.write(cfg if isinstance(cfg, str) else OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def save_run_config(cfg: DictConfig, folder: Path, start_step: int = 0) -> Path:
@@ -102,13 +103,52 @@ def _without_ckpt_path(yaml_text: str) -> dict:
     return data
 
 
-def save_atomic(payload: Any, path: str | Path) -> None:
-    """``torch.save`` through a temporary file and ``os.replace``: a crash leaves no half-written file."""
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Write ``path`` through a temporary file in its folder, fsynced, then renamed into place.
+
+    A crash, a kill or a full disk while writing leaves the previous file intact: ``os.replace`` is
+    atomic within one file system. A failed write removes its temporary file; one killed outright
+    leaves ``.<name>.<random>.tmp`` (see ``ganforge.callbacks.checkpoint.remove_stale_temporaries``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        torch.save(payload, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (best effort: not every OS/file system can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
     finally:
-        tmp.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def save_atomic(payload: Any, path: str | Path) -> None:
+    """``torch.save`` with ``atomic_write``: a crash leaves no half-written file."""
+    with atomic_write(path) as f:
+        torch.save(payload, f)

@@ -39,8 +39,8 @@ from torch.utils.data import DataLoader, IterableDataset
 from ganforge.ema import update_ema
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.models.spectral import SpectralNormStep
-from ganforge.module import compile_options
 from ganforge.precision import set_tf32
+from ganforge.tasks.base import compile_options
 from ganforge.utils import instantiate, instantiate_dict, pick_device
 
 MODES = ("fp32", "fast")

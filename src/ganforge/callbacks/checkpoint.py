@@ -6,7 +6,6 @@ import contextlib
 import errno
 import logging
 import os
-import tempfile
 import warnings
 from typing import Any
 
@@ -17,6 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ganforge.callbacks.guards import NonFiniteError
+from ganforge.utils import atomic_write
 
 log = logging.getLogger("ganforge")
 
@@ -130,46 +130,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or not local:
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
         try:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-            with os.fdopen(fd, "wb") as f:
+            with atomic_write(os.fspath(path)) as f:
                 torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException as e:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            if isinstance(e, OSError):
-                code = e.errno or errno.EIO
-                reason = e.strerror or str(e) or type(e).__name__
-                raise OSError(
-                    code,
-                    f"could not write checkpoint {path} ({reason}); the previous file there is unchanged",
-                ) from e
-            raise
-        _fsync_dir(folder)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make the rename itself durable (best effort: not every OS/file system can open a folder)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        except OSError as e:
+            code = e.errno or errno.EIO
+            reason = e.strerror or str(e) or type(e).__name__
+            raise OSError(
+                code, f"could not write checkpoint {path} ({reason}); the previous file there is unchanged"
+            ) from e

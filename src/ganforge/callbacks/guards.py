@@ -12,10 +12,9 @@ import torch
 
 from ganforge.checkpoint import CheckpointError, load_checkpoint
 from ganforge.errors import ConfigError, GanforgeError
+from ganforge.tasks.base import STEP_LOSS_KEYS
 
 log = logging.getLogger("ganforge")
-
-LOSS_KEYS = ("loss/d", "loss/g")
 
 
 class NonFiniteError(GanforgeError):
@@ -82,9 +81,9 @@ class NonFiniteGuard(L.Callback):
         if losses is None:
             losses = trainer.callback_metrics
         device = pl_module.device
-        names: list[str] = list(LOSS_KEYS)
+        names: list[str] = list(STEP_LOSS_KEYS)
         values: list[torch.Tensor] = []
-        for key in LOSS_KEYS:
+        for key in STEP_LOSS_KEYS:
             if key in losses:
                 value = torch.as_tensor(losses[key]).detach().reshape(()).float().to(device)
             else:

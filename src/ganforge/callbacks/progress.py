@@ -19,10 +19,12 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, ProgressBar, RichProgressBar
 from lightning.pytorch.callbacks.progress.rich_progress import RichProgressBarTheme
 
+from ganforge.tasks.base import LOSS_D, LOSS_G
+
 log = logging.getLogger("ganforge")
 
 FID_KEY = "metrics/fid"
-LOSS_KEYS = {"loss/d": "D", "loss/g": "G"}
+LOSS_KEYS = {LOSS_D: "D", LOSS_G: "G"}
 
 
 def images_per_second(batch_size: int, seconds: float, world_size: int = 1) -> float:

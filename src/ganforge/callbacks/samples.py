@@ -16,6 +16,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image, ImageDraw
 from torchvision.utils import make_grid, save_image
 
+from ganforge.images import to_unit
+
 
 def scatter_image(
     points: torch.Tensor, extent: float | None = None, size: int = 512, radius: int = 2
@@ -104,9 +106,7 @@ class SampleGrid(L.Callback):
             plot.save(self.last_path)
             grid = torch.from_numpy(np.array(plot)).permute(2, 0, 1).float().div(255)
         else:
-            grid = make_grid(
-                samples.clamp(-1, 1).add(1).div(2), nrow=self._nrow(pl_module), padding=2, pad_value=1.0
-            )
+            grid = make_grid(to_unit(samples), nrow=self._nrow(pl_module), padding=2, pad_value=1.0)
             save_image(grid, self.last_path)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

@@ -2,7 +2,7 @@
 
 Datasets yield ``(image, label)`` with ``image`` a ``uint8`` tensor of shape ``[C, H, W]`` and ``label``
 an ``int64`` class index (``-1`` when unlabelled). Conversion to float in ``[-1, 1]`` happens on the
-training device (cheaper transfers, one place for it); see ``ganforge.module.GANModule``.
+training device (cheaper transfers, one place for it); see ``ganforge.images.to_signed_unit``.
 """
 
 from __future__ import annotations
@@ -116,6 +116,8 @@ class GANDataModule(L.LightningDataModule):
     """
 
     name = "dataset"
+    #: what the items are, checked against what the model's task family trains on
+    kind = "images"
 
     def __init__(
         self,

@@ -53,6 +53,7 @@ class GaussianMixture2DDataModule(GANDataModule):
     """
 
     name = "gaussian_mixture"
+    kind = "points"
 
     def __init__(
         self,

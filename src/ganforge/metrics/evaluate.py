@@ -20,6 +20,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from ganforge.errors import ConfigError
+from ganforge.images import to_uint8
 from ganforge.metrics.compute import (
     fid_from_features,
     inception_score,
@@ -28,6 +29,7 @@ from ganforge.metrics.compute import (
 )
 from ganforge.metrics.extractors import FeatureExtractor, require_logits
 from ganforge.metrics.reference import reference_features
+from ganforge.models.cgan import num_classes_of
 
 # prc: improved precision/recall (Kynkäänniemi et al. 2019, torch-fidelity's implementation) on the
 # extractor's features; torch-fidelity's own default runs it on VGG-16 features instead.
@@ -66,11 +68,6 @@ class FeatureBank(Metric):
         return features, logits
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Generator output in ``[-1, 1]`` -> ``uint8`` as a saved PNG would hold it."""
-    return images.float().add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
-
-
 def uniform_labels(num_classes: int, device: torch.device, n: int, g: torch.Generator) -> torch.Tensor:
     return torch.randint(num_classes, (n,), device=device, generator=g)
 
@@ -98,7 +95,7 @@ def fake_features(
     """
     device = next(generator.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed * 9973 + rank)
-    num_classes = int(getattr(generator, "num_classes", 0) or 0)
+    num_classes = num_classes_of(generator)
     if labels_fn is None and num_classes > 0:  # class-conditional: classes drawn uniformly
         labels_fn = partial(uniform_labels, num_classes, device)
     bank = FeatureBank().to(device)

@@ -42,7 +42,9 @@ from torch import nn
 
 from ganforge.data.base import convert_channels, resize_uint8
 from ganforge.errors import ConfigError, GanforgeError
+from ganforge.images import to_signed_unit
 from ganforge.precision import fp32_math
+from ganforge.utils import save_atomic
 
 log = logging.getLogger("ganforge")
 
@@ -289,10 +291,7 @@ def export_torch_fidelity_weights(path: str | Path, source: str | Path | None = 
     if source is None:
         raise InceptionWeightsNotFoundError(_not_found_message(None))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(fid_helper_state_dict(source), tmp)
-    os.replace(tmp, path)
+    save_atomic(fid_helper_state_dict(source), path)
     return path
 
 
@@ -371,7 +370,7 @@ class TinyExtractor(FeatureExtractor):
         self.requires_grad_(False).eval()
 
     def _extract(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = images.float().expand(-1, 3, -1, -1) / 127.5 - 1
+        x = to_signed_unit(images).expand(-1, 3, -1, -1)
         x = F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
         features = self.body(x)
         return features, self.head(features)
@@ -408,7 +407,7 @@ class DomainClassifier(nn.Module):
     def preprocess(images: torch.Tensor, channels: int, resolution: int) -> torch.Tensor:
         """``uint8`` images of any size/channels -> the classifier's float input in ``[-1, 1]``."""
         images = resize_uint8(convert_channels(images, channels), resolution)
-        return images.float() / 127.5 - 1
+        return to_signed_unit(images)
 
 
 class DomainExtractor(FeatureExtractor):

@@ -6,7 +6,7 @@ optional labels) to logits ``[N]``.
 """
 
 from ganforge.models.biggan import BigGANDiscriminator, BigGANGenerator
-from ganforge.models.cgan import CGANDiscriminator, CGANGenerator, sample_per_class
+from ganforge.models.cgan import CGANDiscriminator, CGANGenerator, num_classes_of, sample_per_class
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
 from ganforge.models.sngan import SNGANDiscriminator, SNGANGenerator
@@ -25,5 +25,6 @@ __all__ = [
     "SNGANGenerator",
     "StyleGANDiscriminator",
     "StyleGANGenerator",
+    "num_classes_of",
     "sample_per_class",
 ]

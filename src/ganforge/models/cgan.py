@@ -19,6 +19,11 @@ from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 CONDITIONING = ("projection", "concat")
 
 
+def num_classes_of(G: nn.Module) -> int:
+    """The number of classes a generator is conditioned on (0 for an unconditional one)."""
+    return int(getattr(G, "num_classes", 0) or 0)
+
+
 def check_num_classes(num_classes: int | None, model: str) -> int:
     """Conditional models need labelled data: fail with what to do instead of training without labels."""
     if not num_classes or num_classes < 1:
@@ -121,7 +126,7 @@ def sample_per_class(
     class per row and what the label alone changes down each column.
     """
     G = getattr(model, "G_ema", model)
-    num_classes = int(getattr(G, "num_classes", 0) or 0)
+    num_classes = num_classes_of(G)
     if num_classes < 1:
         raise ConfigError("sample_per_class needs a class-conditional generator (num_classes > 0)")
     classes = list(range(num_classes)) if classes is None else list(classes)

@@ -2,7 +2,7 @@
 
 G: 2-d Gaussian noise -> 4 x [400 FC + batch norm + ReLU] -> linear 2-d output (no tanh: the data
 spans [-4, 4]). D: 3 maxout layers of 200 units x 5 pieces -> linear logit; its input width is
-``2 * pack`` for PacGAN (``ganforge.module.pack_samples`` concatenates packed points).
+``2 * pack`` for PacGAN (``ganforge.tasks.noise.pack_samples`` concatenates packed points).
 """
 
 from __future__ import annotations

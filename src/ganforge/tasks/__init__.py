@@ -1,0 +1,7 @@
+"""Task families on one adversarial base (``base.AdversarialModule``): each says what its batch is and
+which loss terms G and D minimise; the base does the optimisation, EMA, logging and exact resume."""
+
+from ganforge.tasks.base import AdversarialModule
+from ganforge.tasks.noise import GANModule
+
+__all__ = ["AdversarialModule", "GANModule"]
