@@ -67,6 +67,22 @@ def test_batch_size_larger_than_dataset(compose_cfg, tmp_path) -> None:
     assert no_training_happened(tmp_path / "run")
 
 
+@pytest.mark.usefixtures("fashion_mnist_available")
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model.optimizer_g.lr=-1e-4", r"model\.optimizer_g\.lr=-0\.0001: .*must be > 0"),
+        ("model.optimizer_d.lr=0", r"model\.optimizer_d\.lr=0: .*must be > 0"),  # torch accepts 0
+        ("model.optimizer_g.betas=[1.5,0.999]", r"model\.optimizer_g \(Adam\): Invalid beta parameter"),
+        ("+model.optimizer_d.momentum=0.9", r"model\.optimizer_d \(Adam\): .*'momentum'"),
+    ],
+)
+def test_invalid_optimizer_arguments_name_the_optimizer(compose_cfg, tmp_path, override, expected) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        train(compose_cfg(override))
+    assert no_training_happened(tmp_path / "run")
+
+
 def _image_folder(root: Path, n: int = 40) -> Path:
     for i in range(n):
         folder = root / ("cats" if i % 2 else "dogs")
