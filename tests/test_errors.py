@@ -83,6 +83,24 @@ def test_invalid_optimizer_arguments_name_the_optimizer(compose_cfg, tmp_path, o
     assert no_training_happened(tmp_path / "run")
 
 
+def test_image_model_on_point_data_says_it_needs_image_data(compose_cfg, tmp_path) -> None:
+    expected = (
+        r"model=mlp_gan reads data\.resolution, which data=grid25 lacks: .*image data "
+        r"\(data=celeba, cifar10, fashion_mnist, image_folder, mnist\).*model=pacgan_mlp"
+    )
+    with pytest.raises(ConfigError, match=expected):
+        train(compose_cfg("model=mlp_gan", "data=grid25"))
+    assert no_training_happened(tmp_path / "run")
+
+
+@pytest.mark.usefixtures("fashion_mnist_available")
+def test_point_model_on_image_data_says_so(compose_cfg, tmp_path) -> None:
+    expected = r"shape \(2,\) but the data gives \(1, 28, 28\): .*point model .*data=grid25"
+    with pytest.raises(ConfigError, match=expected):
+        train(compose_cfg("model=pacgan_mlp"))
+    assert no_training_happened(tmp_path / "run")
+
+
 def _image_folder(root: Path, n: int = 40) -> Path:
     for i in range(n):
         folder = root / ("cats" if i % 2 else "dogs")
