@@ -156,6 +156,12 @@ def test_batch_size_larger_than_dataset(tmp_path):
         MNISTDataModule(root=str(tmp_path), download=False, batch_size=64).setup()
 
 
+@pytest.mark.parametrize("bad", [-5, 0, 2.5])
+def test_max_samples_must_be_a_positive_count(bad):
+    with pytest.raises(ConfigError, match=rf"data\.max_samples={bad} .*positive whole number.*null"):
+        MNISTDataModule(max_samples=bad)
+
+
 def test_bad_options():
     with pytest.raises(ConfigError, match="split"):
         MNISTDataModule(split="val")
