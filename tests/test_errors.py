@@ -169,6 +169,27 @@ def test_cli_reports_errors_cleanly(tmp_path) -> None:
     assert "Traceback" not in missing.stderr
 
 
+@pytest.mark.usefixtures("fashion_mnist_available")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model.optimizer_g.lr=-1e-4"], "model.optimizer_g.lr=-0.0001: "),
+        (["model=dcgan", "data=grid25"], "model=dcgan reads data.resolution, which data=grid25 lacks"),
+        (["logger=wandb", "logger.wandb.mode=sometimes"], "logger.wandb.mode='sometimes': use auto, online"),
+    ],
+)
+def test_cli_config_errors_exit_2_before_training(tmp_path, monkeypatch, args, message) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)  # W&B must neither prompt nor go online
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc
+    run = tmp_path / "run"
+    proc = _cli(*args, "data.max_samples=256", f"paths.log_dir={tmp_path}/logs", f"hydra.run.dir={run}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"ganforge: error: {message}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert no_training_happened(run) and not (run / "wandb").exists()
+
+
 def test_sweep_metric_that_was_never_logged() -> None:
     from omegaconf import OmegaConf
 
