@@ -602,6 +602,10 @@ def test_celeba_missing(tmp_path, monkeypatch):
             CelebADataModule(root=str(tmp_path), download=download).setup()
         msg = str(err.value)
         assert str(tmp_path / "celeba/img_align_celeba") in msg and hint in msg and "data.path" in msg
+        # torchvision's own hint (pip install gdown) needs network: the way without it is spelled out
+        assert "With network access: `pip install gdown`" in msg
+        offline = f"without network access: download them on a machine that has it, copy them to {tmp_path}"
+        assert offline in msg
 
 
 # -- Hydra configs ----------------------------------------------------------------------------------------
