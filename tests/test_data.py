@@ -156,6 +156,12 @@ def test_batch_size_larger_than_dataset(tmp_path):
         MNISTDataModule(root=str(tmp_path), download=False, batch_size=64).setup()
 
 
+@pytest.mark.parametrize("bad", [-5, 0, 2.5])
+def test_max_samples_must_be_a_positive_count(bad):
+    with pytest.raises(ConfigError, match=rf"data\.max_samples={bad} .*positive whole number.*null"):
+        MNISTDataModule(max_samples=bad)
+
+
 def test_bad_options():
     with pytest.raises(ConfigError, match="split"):
         MNISTDataModule(split="val")
@@ -596,6 +602,10 @@ def test_celeba_missing(tmp_path, monkeypatch):
             CelebADataModule(root=str(tmp_path), download=download).setup()
         msg = str(err.value)
         assert str(tmp_path / "celeba/img_align_celeba") in msg and hint in msg and "data.path" in msg
+        # torchvision's own hint (pip install gdown) needs network: the way without it is spelled out
+        assert "With network access: `pip install gdown`" in msg
+        offline = f"without network access: download them on a machine that has it, copy them to {tmp_path}"
+        assert offline in msg
 
 
 # -- Hydra configs ----------------------------------------------------------------------------------------

@@ -67,6 +67,40 @@ def test_batch_size_larger_than_dataset(compose_cfg, tmp_path) -> None:
     assert no_training_happened(tmp_path / "run")
 
 
+@pytest.mark.usefixtures("fashion_mnist_available")
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model.optimizer_g.lr=-1e-4", r"model\.optimizer_g\.lr=-0\.0001: .*must be > 0"),
+        ("model.optimizer_d.lr=0", r"model\.optimizer_d\.lr=0: .*must be > 0"),  # torch accepts 0
+        ("model.optimizer_g.betas=[1.5,0.999]", r"model\.optimizer_g \(Adam\): Invalid beta parameter"),
+        ("+model.optimizer_d.momentum=0.9", r"model\.optimizer_d \(Adam\): .*'momentum'"),
+    ],
+)
+def test_invalid_optimizer_arguments_name_the_optimizer(compose_cfg, tmp_path, override, expected) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        train(compose_cfg(override))
+    assert no_training_happened(tmp_path / "run")
+
+
+def test_image_model_on_point_data_says_it_needs_image_data(compose_cfg, tmp_path) -> None:
+    expected = (
+        r"model=mlp_gan reads data\.resolution, which data=grid25 lacks: .*image data "
+        r"\(data=celeba, cifar10, fashion_mnist, image_folder, mnist\).*model=pacgan_mlp"
+    )
+    with pytest.raises(ConfigError, match=expected):
+        train(compose_cfg("model=mlp_gan", "data=grid25"))
+    assert no_training_happened(tmp_path / "run")
+
+
+@pytest.mark.usefixtures("fashion_mnist_available")
+def test_point_model_on_image_data_says_so(compose_cfg, tmp_path) -> None:
+    expected = r"shape \(2,\) but the data gives \(1, 28, 28\): .*point model .*data=grid25"
+    with pytest.raises(ConfigError, match=expected):
+        train(compose_cfg("model=pacgan_mlp"))
+    assert no_training_happened(tmp_path / "run")
+
+
 def _image_folder(root: Path, n: int = 40) -> Path:
     for i in range(n):
         folder = root / ("cats" if i % 2 else "dogs")
@@ -133,6 +167,27 @@ def test_cli_reports_errors_cleanly(tmp_path) -> None:
     assert missing.returncode == 2
     assert f"ganforge: error: data.path={tmp_path}/nowhere does not exist" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.usefixtures("fashion_mnist_available")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model.optimizer_g.lr=-1e-4"], "model.optimizer_g.lr=-0.0001: "),
+        (["model=dcgan", "data=grid25"], "model=dcgan reads data.resolution, which data=grid25 lacks"),
+        (["logger=wandb", "logger.wandb.mode=sometimes"], "logger.wandb.mode='sometimes': use auto, online"),
+    ],
+)
+def test_cli_config_errors_exit_2_before_training(tmp_path, monkeypatch, args, message) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)  # W&B must neither prompt nor go online
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc
+    run = tmp_path / "run"
+    proc = _cli(*args, "data.max_samples=256", f"paths.log_dir={tmp_path}/logs", f"hydra.run.dir={run}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"ganforge: error: {message}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert no_training_happened(run) and not (run / "wandb").exists()
 
 
 def test_sweep_metric_that_was_never_logged() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ganforge.errors import ConfigError
 from ganforge.loggers import has_wandb_credentials, wandb_logger
 from ganforge.train import train
 
@@ -29,7 +30,7 @@ def test_wandb_mode_auto_goes_offline_without_credentials(
     assert not has_wandb_credentials()
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert has_wandb_credentials()
-    with pytest.raises(ValueError, match="auto, online or offline"):
+    with pytest.raises(ConfigError, match="auto, online or offline"):
         wandb_logger(mode="sometimes", save_dir=str(tmp_path))
 
 

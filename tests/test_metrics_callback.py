@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ganforge.callbacks.metrics import GenerativeMetrics
-from ganforge.errors import ConfigError
+from ganforge.errors import ConfigError, GanforgeError
 from ganforge.metrics.evaluate import check_metrics, fake_features, share
 from ganforge.metrics.extractors import NoLogitsError, build_extractor
 from ganforge.train import train
@@ -167,3 +167,40 @@ def test_conditional_model_gets_metrics_in_training_and_from_eval_py(compose_cfg
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(out.read_text())["results"]["fid"] >= 0
+
+
+@pytest.mark.parametrize("entry", ["train.py", "eval.py"])
+def test_extractor_errors_name_the_keys_of_the_entry_point(entry, compose_cfg, tmp_path, monkeypatch) -> None:
+    """train.py takes the extractor's options as callbacks.metrics.*, eval.py as top-level keys."""
+    from ganforge.eval import evaluate
+    from ganforge.metrics import extractors
+    from ganforge.train import compose_config
+
+    class TinyWithoutLogits(extractors.TinyExtractor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.has_logits = False
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no Inception weights anywhere
+    monkeypatch.setattr(extractors, "fid_helper_path", lambda: None)
+    monkeypatch.setattr(extractors, "TinyExtractor", TinyWithoutLogits)
+    if entry == "train.py":
+        keys = "callbacks.metrics."
+        run = lambda *args: train(compose_cfg("callbacks=metrics", *(keys + a for a in args)))  # noqa: E731
+    else:
+        keys = ""
+        ckpt = tmp_path / "fake.ckpt"  # passes load_checkpoint: eval.py gets to the extractor
+        torch.save({"state_dict": {}, "ganforge": {"config": {}}}, ckpt)
+        run = lambda *args: evaluate(compose_config([f"ckpt_path={ckpt}", *args], "eval"))  # noqa: E731
+    cases = [
+        (("extractor=inception",), [f"{keys}weights= (not set)", f"pass its path as {keys}weights=<path>"]),
+        (("extractor=domain", f"weights={tmp_path}/none.pt"), [f"or pass {keys}weights=<path>"]),
+        (("extractor=tiny", "metrics=[is]"), [f"as {keys}weights=<path>, use {keys}extractor=domain"]),
+    ]
+    for args, expected in cases:
+        with pytest.raises(GanforgeError) as e:
+            run(*args)
+        for text in expected:
+            assert text in str(e.value), (args, str(e.value))
+        if entry == "eval.py":
+            assert "callbacks.metrics" not in str(e.value)

@@ -8,6 +8,8 @@ from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
 
+from ganforge.errors import ConfigError
+
 
 def has_wandb_credentials() -> bool:
     """True when W&B can log in without asking: an API key in the environment or in ~/.netrc."""
@@ -28,7 +30,7 @@ def wandb_logger(mode: str = "auto", **kwargs: Any) -> WandbLogger:
     (``true`` or ``all``) logs checkpoints as artifacts, offline runs included.
     """
     if mode not in ("auto", "online", "offline"):
-        raise ValueError(f"logger.wandb.mode={mode!r}: use auto, online or offline")
+        raise ConfigError(f"logger.wandb.mode={mode!r}: use auto, online or offline")
     offline = mode == "offline" or (mode == "auto" and not has_wandb_credentials())
     os.environ.setdefault("WANDB_SILENT", "true")
     if offline:

@@ -10,9 +10,10 @@ Exit status: 0 when training finished, 2 for a ganforge error (bad config or dat
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.fabric.plugins import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import InterpolationKeyError
 
 from ganforge.callbacks.checkpoint import AtomicCheckpointIO
 from ganforge.checkpoint import check_fits, load_checkpoint
@@ -61,8 +63,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")
     with open_dict(cfg):
         cfg.data_info.num_classes = datamodule.num_classes  # ${data_info.num_classes} in model configs
-    loss = instantiate(cfg.loss)
-    model = instantiate(cfg.model, loss=loss)
+    model = _model(cfg, loss=instantiate(cfg.loss))
     model.check_data(datamodule)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     ckpt_path = cfg.get("ckpt_path")
@@ -159,6 +160,33 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "train") ->
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def _model(cfg: DictConfig, loss: Any) -> Any:
+    """The model; one whose config reads a data key that this data lacks (``${data.resolution}`` of an
+    image model on 2-D points) fails with the options that fit, not with omegaconf's bare key error."""
+    try:
+        return instantiate(cfg.model, loss=loss)
+    except InterpolationKeyError as e:
+        found = re.search(r"'data\.(\w+)'", str(e))
+        if found is None:
+            raise
+        key = found[1]
+        choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+        model, data = choices.get("model", "?"), choices.get("data", "?")
+        with_key = _options("data", lambda conf: key in conf)
+        without = _options("model", lambda conf: f"${{data.{key}}}" not in OmegaConf.to_yaml(conf))
+        raise ConfigError(
+            f"model={model} reads data.{key}, which data={data} lacks: the model needs data with a {key}, "
+            f"i.e. image data (data={with_key}). For data={data} use a model that does not read "
+            f"data.{key} (model={without})"
+        ) from None
+
+
+def _options(group: str, fits: Callable[[DictConfig], bool]) -> str:
+    """The options of config group ``group`` (conf/<group>/*.yaml, unresolved) for which ``fits`` holds."""
+    paths = sorted(Path(CONFIG_DIR, group).glob("*.yaml"))
+    return ", ".join(p.stem for p in paths if fits(OmegaConf.load(p))) or "none"
 
 
 def _plugins(trainer_cfg: DictConfig) -> list[Any]:

@@ -14,6 +14,7 @@ from ganforge.metrics.extractors import FeatureExtractor, build_extractor, check
 from ganforge.rng import preserved_rng
 
 log = logging.getLogger("ganforge")
+CONFIG_PREFIX = "callbacks.metrics."  # this callback's options in train.py's config, for error messages
 
 
 class GenerativeMetrics(L.Callback):
@@ -75,7 +76,10 @@ class GenerativeMetrics(L.Callback):
         # Build and check the extractor before the first training step (clear errors early).
         if self.extractor is None:
             self.extractor = build_extractor(
-                self.extractor_kind, weights=self.weights, precision=self.precision
+                self.extractor_kind,
+                weights=self.weights,
+                precision=self.precision,
+                config_prefix=CONFIG_PREFIX,
             )
             check_metrics(self.metrics, self.extractor)
             log.info(

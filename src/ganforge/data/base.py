@@ -137,6 +137,11 @@ class GANDataModule(L.LightningDataModule):
             raise ConfigError(f"data.resolution={resolution} is too small; use at least 4")
         if batch_size < 1:
             raise ConfigError(f"data.batch_size={batch_size} must be at least 1")
+        if max_samples is not None and not (isinstance(max_samples, int) and max_samples >= 1):
+            raise ConfigError(
+                f"data.max_samples={max_samples} must be a positive whole number (use that many samples) "
+                "or null (use all of them)"
+            )
         self.resolution = resolution
         self.channels = channels
         self.batch_size = batch_size

