@@ -2,13 +2,16 @@
 
 Every generator maps ``z [N, z_dim]`` (and optional ``labels [N]``) to images ``[N, C, H, W]`` in
 ``[-1, 1]`` and exposes ``z_dim``, ``resolution``, ``channels``. Every discriminator maps images (and
-optional labels) to logits ``[N]``.
+optional labels) to logits ``[N]``. The image-to-image networks of pix2pix and CycleGAN
+(``pix2pix.py``) map images ``[N, C_in, H, W]`` to images ``[N, C_out, H, W]``; their PatchGAN D maps
+images to logit maps ``[N, 1, h, w]``.
 """
 
 from ganforge.models.biggan import BigGANDiscriminator, BigGANGenerator
 from ganforge.models.cgan import CGANDiscriminator, CGANGenerator, num_classes_of, sample_per_class
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
+from ganforge.models.pix2pix import PatchDiscriminator, ResnetGenerator, UNetGenerator
 from ganforge.models.sngan import SNGANDiscriminator, SNGANGenerator
 from ganforge.models.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
@@ -21,10 +24,13 @@ __all__ = [
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "PatchDiscriminator",
+    "ResnetGenerator",
     "SNGANDiscriminator",
     "SNGANGenerator",
     "StyleGANDiscriminator",
     "StyleGANGenerator",
+    "UNetGenerator",
     "num_classes_of",
     "sample_per_class",
 ]
