@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganforge.callbacks.metrics import reference_key
 from ganforge.checkpoint import generator_from_checkpoint, load_checkpoint, run_config
-from ganforge.metrics.evaluate import check_metrics, evaluate_generator
+from ganforge.metrics.evaluate import check_metrics, evaluate_on_data
 from ganforge.metrics.extractors import build_extractor
 from ganforge.train import CONFIG_DIR
 from ganforge.utils import atomic_write, instantiate, pick_device, run_cli
@@ -26,21 +26,22 @@ log = logging.getLogger("ganforge")
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Load the checkpoint, rebuild its data and EMA generator, score, write JSON; return it."""
-    metrics = check_metrics(cfg.metrics)
+    metrics = check_metrics(cfg.metrics, kind=None)
     ckpt = load_checkpoint(cfg.ckpt_path)
     run_cfg = run_config(ckpt)
     device = pick_device(str(cfg.device))
     extractor = build_extractor(cfg.extractor, weights=cfg.weights, device=device, precision=cfg.precision)
-    check_metrics(metrics, extractor)
+    check_metrics(metrics, extractor, kind=None)  # IS needs logits: before the data is read
 
     data_cfg = OmegaConf.merge(run_cfg.data, cfg.get("data") or {})
     datamodule = instantiate(data_cfg)
     datamodule.setup("fit")
+    check_metrics(metrics, extractor, kind=getattr(datamodule, "kind", "images"))
     generator = generator_from_checkpoint(ckpt).to(device)
 
-    out = evaluate_generator(
+    out = evaluate_on_data(
         generator,
-        datamodule.dataset,
+        datamodule,
         extractor,
         metrics,
         num_samples=cfg.num_samples,

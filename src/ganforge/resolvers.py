@@ -20,6 +20,9 @@ def register() -> None:
     # ${mul:${data.channels},${model.pack}}: PacGAN's D sees pack x channels
     if not OmegaConf.has_resolver("mul"):
         OmegaConf.register_new_resolver("mul", lambda *xs: math.prod(xs))
+    # ${add:${data.input_channels},${data.channels}}: a conditional D sees input and output channels
+    if not OmegaConf.has_resolver("add"):
+        OmegaConf.register_new_resolver("add", lambda *xs: sum(xs))
     # ${div:${trainer.max_steps},${loss.n_critic}}: G updates in a run (schedules that follow its length)
     if not OmegaConf.has_resolver("div"):
         OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))

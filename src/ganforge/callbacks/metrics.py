@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from ganforge.metrics.evaluate import check_metrics, evaluate_generator
+from ganforge.metrics.evaluate import check_metrics, evaluate_on_data
 from ganforge.metrics.extractors import FeatureExtractor, build_extractor, check_precision
 from ganforge.rng import preserved_rng
 
@@ -54,7 +54,7 @@ class GenerativeMetrics(L.Callback):
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
     ) -> None:
-        self.metrics = check_metrics(metrics)
+        self.metrics = check_metrics(metrics, kind=None)  # against the data's kind in setup
         check_precision(precision)
         self.every_n_steps = every_n_steps
         self.num_samples = num_samples
@@ -81,7 +81,7 @@ class GenerativeMetrics(L.Callback):
                 precision=self.precision,
                 config_prefix=CONFIG_PREFIX,
             )
-            check_metrics(self.metrics, self.extractor)
+            check_metrics(self.metrics, self.extractor, kind=getattr(trainer.datamodule, "kind", "images"))
             log.info(
                 "Metrics %s with extractor %s (%s)",
                 self.metrics,
@@ -126,9 +126,9 @@ class GenerativeMetrics(L.Callback):
 
     def _run(self, trainer: L.Trainer, pl_module: Any, datamodule: Any) -> dict[str, Any]:
         generator = pl_module.ema_generator() if hasattr(pl_module, "ema_generator") else pl_module.G_ema
-        return evaluate_generator(
+        return evaluate_on_data(
             generator,
-            datamodule.dataset,
+            datamodule,
             self.extractor,
             self.metrics,
             num_samples=self.num_samples,

@@ -58,7 +58,8 @@ class SampleGrid(L.Callback):
     Args:
         every_n_steps: interval in training steps (batches).
         dirpath: output folder (default ``<trainer.default_root_dir>/samples``).
-        nrow: images per grid row (``None``: one column per class for conditional models, else 8).
+        nrow: images per grid row (``None``: the task's ``grid_columns``: one per class for conditional
+            models, else 8; input | output | target for paired translation).
         g_kwargs: passed to the generator, e.g. ``{truncation_psi: 0.7}`` for StyleGAN.
         extent: for 2-D point samples, the plot shows ``[-extent, extent]^2`` (``None``: fit the points).
     """
@@ -80,7 +81,7 @@ class SampleGrid(L.Callback):
         self._last_step = -1
 
     def _nrow(self, pl_module: Any) -> int:
-        return self.nrow or (pl_module.num_classes if pl_module.conditional else 8)
+        return self.nrow or pl_module.grid_columns
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int

@@ -45,13 +45,15 @@ class InMemoryImages(Dataset):
         return self.images[i], self.labels[i]
 
 
-def resize_uint8(images: torch.Tensor, resolution: int) -> torch.Tensor:
-    """Area/antialiased resize of a ``uint8`` batch ``[N, C, H, W]`` to a square ``resolution``."""
-    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+def resize_uint8(images: torch.Tensor, resolution: int | tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of a ``uint8`` batch ``[N, C, H, W]`` to a square ``resolution`` or
+    to ``(height, width)``."""
+    size = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+    if tuple(images.shape[-2:]) == size:
         return images
     out = []
     for chunk in images.split(4096):
-        x = F.interpolate(chunk.float(), size=(resolution, resolution), mode="bilinear", antialias=True)
+        x = F.interpolate(chunk.float(), size=size, mode="bilinear", antialias=True)
         out.append(x.round_().clamp_(0, 255).to(torch.uint8))
     return torch.cat(out)
 

@@ -7,6 +7,7 @@ DDP every process generates its share and torchmetrics concatenates them before 
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from ganforge.errors import ConfigError
-from ganforge.images import to_uint8
+from ganforge.images import to_signed_unit, to_uint8
 from ganforge.metrics.compute import (
     fid_from_features,
     inception_score,
@@ -28,20 +29,26 @@ from ganforge.metrics.compute import (
     precision_recall,
 )
 from ganforge.metrics.extractors import FeatureExtractor, require_logits
+from ganforge.metrics.image_quality import IMAGE_METRICS
 from ganforge.metrics.reference import reference_features
 from ganforge.models.cgan import num_classes_of
 
-# prc: improved precision/recall (Kynkäänniemi et al. 2019, torch-fidelity's implementation) on the
-# extractor's features; torch-fidelity's own default runs it on VGG-16 features instead.
-METRICS = ("fid", "kid", "is", "prc")
 
+def check_metrics(
+    metrics: Sequence[str], extractor: FeatureExtractor | None = None, kind: str | None = "images"
+) -> list[str]:
+    """Validate metric names for data of ``kind`` (``None``: not known yet) and that IS has logits,
+    before any work starts.
 
-def check_metrics(metrics: Sequence[str], extractor: FeatureExtractor | None = None) -> list[str]:
-    """Validate metric names (and that IS has logits) before any work starts."""
+    Feature metrics (FID, KID, IS, precision/recall) score every task; full-reference image metrics
+    (PSNR, SSIM, L1, LPIPS) need a ground truth per output, so only paired tasks have them.
+    """
+    valid = [*FEATURE_METRICS, *(IMAGE_METRICS if kind in ("pairs", None) else ())]
     names = [m.lower() for m in metrics]
-    unknown = [m for m in names if m not in METRICS]
+    unknown = [m for m in names if m not in valid]
     if unknown or not names:
-        raise ConfigError(f"metrics {unknown or '[]'} not understood; choose from {', '.join(METRICS)}")
+        extra = "" if kind in ("pairs", None) else f" ({', '.join(IMAGE_METRICS)} need paired data)"
+        raise ConfigError(f"metrics {unknown or '[]'} not understood; choose from {', '.join(valid)}{extra}")
     if extractor is not None and "is" in names:
         require_logits(extractor)
     return names
@@ -110,6 +117,46 @@ def fake_features(
     return bank.compute()
 
 
+def _fid(real: torch.Tensor, fake: torch.Tensor, logits: torch.Tensor | None, **_: Any) -> dict[str, Any]:
+    return {"fid": fid_from_features(real, fake)}
+
+
+def _kid(
+    real: torch.Tensor, fake: torch.Tensor, logits: torch.Tensor | None, **options: Any
+) -> dict[str, Any]:
+    size = min(options.get("kid_subset_size", 1000), len(real), len(fake))
+    # KID subsets use torch-fidelity's default seed, so numbers agree with theirs.
+    kid, std = kid_from_features(real, fake, subsets=options.get("kid_subsets", 100), subset_size=size)
+    return {"kid": kid, "kid_std": std}
+
+
+def _inception_score(
+    real: torch.Tensor, fake: torch.Tensor, logits: torch.Tensor | None, **options: Any
+) -> dict[str, Any]:
+    if logits is None:
+        raise ConfigError("Inception Score needs logits and the extractor gave none")
+    value, std = inception_score(logits, splits=options.get("is_splits", 10))
+    return {"is": value, "is_std": std}
+
+
+# prc: improved precision/recall (Kynkäänniemi et al. 2019, torch-fidelity's implementation) on the
+# extractor's features; torch-fidelity's own default runs it on VGG-16 features instead.
+def _precision_recall(
+    real: torch.Tensor, fake: torch.Tensor, logits: torch.Tensor | None, **_: Any
+) -> dict[str, Any]:
+    precision, recall = precision_recall(real, fake)
+    return {"precision": precision, "recall": recall}
+
+
+#: feature metrics: name -> ``(real features, fake features, fake logits, **options) -> {key: value}``
+FEATURE_METRICS: dict[str, Callable[..., dict[str, Any]]] = {
+    "fid": _fid,
+    "kid": _kid,
+    "is": _inception_score,
+    "prc": _precision_recall,
+}
+
+
 def score(
     metrics: Sequence[str],
     real: torch.Tensor,
@@ -119,22 +166,12 @@ def score(
     kid_subset_size: int = 1000,
     is_splits: int = 10,
 ) -> dict[str, float]:
-    """The requested metrics from real/fake features (and fake logits for IS)."""
+    """The requested feature metrics from real/fake features (and fake logits for IS)."""
+    options = {"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "is_splits": is_splits}
     results: dict[str, float] = {}
-    if "fid" in metrics:
-        results["fid"] = fid_from_features(real, fake)
-    if "kid" in metrics:
-        size = min(kid_subset_size, len(real), len(fake))
-        # KID subsets use torch-fidelity's default seed, so numbers agree with theirs.
-        results["kid"], results["kid_std"] = kid_from_features(
-            real, fake, subsets=kid_subsets, subset_size=size
-        )
-    if "is" in metrics:
-        if fake_logits is None:
-            raise ConfigError("Inception Score needs logits and the extractor gave none")
-        results["is"], results["is_std"] = inception_score(fake_logits, splits=is_splits)
-    if "prc" in metrics:
-        results["precision"], results["recall"] = precision_recall(real, fake)
+    for name in metrics:
+        if name in FEATURE_METRICS:
+            results.update(FEATURE_METRICS[name](real, fake, fake_logits, **options))
     return {k: float(v) for k, v in results.items()}
 
 
@@ -184,3 +221,120 @@ def evaluate_generator(
     if any(math.isnan(v) for v in results.values()):
         raise FloatingPointError(f"metric computation produced NaN: {results}")
     return {"results": results, "protocol": protocol}
+
+
+@torch.no_grad()
+def evaluate_translation(
+    generator: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    extractor: FeatureExtractor | None,
+    metrics: Sequence[str],
+    batch_size: int = 250,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    image_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score an image -> image generator on test pairs (``uint8``); ``{"results", "protocol"}``.
+
+    FID/KID compare the features of G(test inputs) with those of the test targets (the protocol of CUT
+    and mmagic for pix2pix and CycleGAN); PSNR, SSIM, L1 (and LPIPS) compare each output with its own
+    target and are averaged over the images. ``image_options`` go to the image metrics that take them
+    (``crop_border``, ``y_channel``). The generator runs as it is (callers put it in eval mode).
+    """
+    metrics = check_metrics(metrics, extractor, kind="pairs")
+    device = next(generator.parameters()).device
+    start = time.perf_counter()
+    outputs = torch.cat(
+        [to_uint8(generator(to_signed_unit(chunk.to(device)))) for chunk in inputs.split(batch_size)]
+    )
+    t_translate = time.perf_counter() - start
+    targets = targets.to(device)
+    results: dict[str, float] = {}
+    if extractor is not None and any(m in FEATURE_METRICS for m in metrics):
+        real, _ = _features(extractor, targets, batch_size)
+        fake, logits = _features(extractor, outputs, batch_size)
+        results.update(score(metrics, real, fake, logits, kid_subsets, kid_subset_size))
+    options = dict(image_options or {})
+    for name in metrics:
+        if name in IMAGE_METRICS:
+            fn = IMAGE_METRICS[name]
+            takes = inspect.signature(fn).parameters  # crop_border/y_channel for PSNR and SSIM only
+            results[name] = float(
+                fn(outputs, targets, **{k: v for k, v in options.items() if k in takes}).mean()
+            )
+    protocol = {
+        "extractor": extractor.name if extractor is not None else None,
+        "weights": extractor.weights_source if extractor is not None else None,
+        "num_pairs": len(inputs),
+        "outputs": "G(test inputs) vs test targets",
+        "image_metrics": {"average": "per image, then mean", **options},
+        "kid": {"subsets": kid_subsets, "subset_size": min(kid_subset_size, len(inputs))},
+        "seconds": {"translate": round(t_translate, 3), "total": round(time.perf_counter() - start, 3)},
+    }
+    if any(math.isnan(v) for v in results.values()):
+        raise FloatingPointError(f"metric computation produced NaN: {results}")
+    return {"results": results, "protocol": protocol}
+
+
+def _features(
+    extractor: FeatureExtractor, images: torch.Tensor, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    bank = FeatureBank().to(images.device)
+    for chunk in images.split(batch_size):
+        out = extractor(chunk)
+        bank.update(out["features"], out.get("logits"))
+    return bank.compute()
+
+
+def evaluate_on_data(
+    generator: nn.Module,
+    datamodule: Any,
+    extractor: FeatureExtractor,
+    metrics: Sequence[str],
+    num_samples: int,
+    num_real: int | None,
+    cache_dir: str | Path,
+    reference: dict[str, Any],
+    batch_size: int = 250,
+    seed: int = 0,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    image_options: dict[str, Any] | None = None,
+    world_size: int = 1,
+    rank: int = 0,
+) -> dict[str, Any]:
+    """Score ``generator`` the way its data calls for: a noise -> image generator's samples against the
+    training images (``evaluate_generator``), an image -> image generator's outputs for the test inputs
+    against their targets (``evaluate_translation``, at most ``num_samples`` pairs)."""
+    if getattr(datamodule, "kind", "images") == "pairs":
+        inputs, targets = datamodule.test_pairs(num_samples)
+        out = evaluate_translation(
+            generator,
+            inputs,
+            targets,
+            extractor,
+            metrics,
+            batch_size,
+            kid_subsets,
+            kid_subset_size,
+            image_options,
+        )
+        out["protocol"]["reference"] = dict(reference)
+        return out
+    return evaluate_generator(
+        generator,
+        datamodule.dataset,
+        extractor,
+        metrics,
+        num_samples=num_samples,
+        num_real=num_real,
+        cache_dir=cache_dir,
+        reference=reference,
+        batch_size=batch_size,
+        seed=seed,
+        kid_subsets=kid_subsets,
+        kid_subset_size=kid_subset_size,
+        world_size=world_size,
+        rank=rank,
+    )

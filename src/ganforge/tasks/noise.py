@@ -133,6 +133,11 @@ class GANModule(AdversarialModule):
     def conditional(self) -> bool:
         return self.num_classes > 0
 
+    @property
+    def grid_columns(self) -> int:
+        """Sample grids: one column per class for conditional models, else 8."""
+        return self.num_classes if self.conditional else 8
+
     def critic(self, x: torch.Tensor, labels: torch.Tensor | None, eager: bool = False) -> torch.Tensor:
         """What D sees: augmented (DiffAugment/ADA), then packed (PacGAN) samples."""
         if self.augment is not None:

@@ -1,0 +1,229 @@
+"""The paired image -> image family: G translates an input image into its target (Pix2Pix, SR).
+
+Every batch is ``(input uint8 [N, C_in, H, W], target uint8 [N, C_out, H', W'])``. G minimises the
+adversarial term plus weighted content terms against the ground truth (Pix2Pix: L1 x 100); D judges
+``(input, image)`` pairs concatenated on channels (a conditional GAN, as Pix2Pix), or the image alone
+(``conditional_d=false``: super-resolution, where input and output sizes differ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganforge.augment import Augment
+from ganforge.errors import ConfigError
+from ganforge.images import to_signed_unit, to_uint8
+from ganforge.losses import AdversarialLoss
+from ganforge.regularizers import Regularizer
+from ganforge.tasks.base import LOSS_D, LOSS_G, AdversarialModule, OptimizerFactory, SchedulerFactory
+
+
+def as_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grey images shown beside colour ones (grids): repeat the grey channel; other counts as they are."""
+    return images.expand(-1, channels, -1, -1) if images.shape[1] == 1 and channels == 3 else images
+
+
+class PairedModule(AdversarialModule):
+    """Paired translation ``G(input) -> target`` against a (conditional) discriminator.
+
+    Args:
+        generator: ``[N, C_in, H, W] -> [N, C_out, H', W']`` in ``[-1, 1]``; has ``in_channels`` and
+            ``out_channels``.
+        discriminator: ``[N, C, H', W']`` -> logits (a patch map ``[N, 1, h, w]`` or ``[N]``), where
+            ``C = C_in + C_out`` when ``conditional_d`` and ``C_out`` otherwise.
+        content: weighted content losses by name (``ganforge.losses.content``), each logged as
+            ``loss/g_<name>``; Pix2Pix: ``{l1: PixelLoss(weight=100)}``.
+        adversarial_weight: weight of the adversarial term in G's objective (0: content losses only, the
+            "L1 alone" baseline of the Pix2Pix paper; D is still trained, for its logged losses).
+        conditional_d: D sees the input beside the image (Pix2Pix) or the image alone (SRGAN).
+        num_fixed_samples: test inputs shown in every sample grid (input | output | target rows).
+
+    The rest as for every family (``AdversarialModule``). The EMA generator (``ema_beta=0``: a copy of G)
+    is used in eval mode for samples and metrics: dropout off, batch norm with running statistics.
+    """
+
+    data_kinds = ("pairs",)
+    data_hint = (
+        "Paired models take (input, target) image pairs: data=emoji_styles, openmoji, facades, edges2shoes, "
+        "maps or paired; for unpaired images use a noise -> image model, e.g. model=dcgan"
+    )
+    grid_columns = 3  # input | output | target
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        loss: AdversarialLoss,
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        scheduler_g: SchedulerFactory | None = None,
+        scheduler_d: SchedulerFactory | None = None,
+        content: Mapping[str, nn.Module] | None = None,
+        adversarial_weight: float = 1.0,
+        conditional_d: bool = True,
+        n_critic: int | None = None,
+        ema_beta: float = 0.0,
+        ema_rampup: float | None = None,
+        grad_clip_g: float | None = None,
+        grad_clip_d: float | None = None,
+        num_fixed_samples: int = 8,
+        regularizers: Mapping[str, Regularizer] | None = None,
+        augment: Augment | None = None,
+        channels_last: bool = False,
+        compile: bool | Mapping[str, Any] = False,
+    ) -> None:
+        super().__init__(
+            generator,
+            discriminator,
+            loss,
+            optimizer_g,
+            optimizer_d,
+            scheduler_g=scheduler_g,
+            scheduler_d=scheduler_d,
+            n_critic=n_critic,
+            ema_beta=ema_beta,
+            ema_rampup=ema_rampup,
+            grad_clip_g=grad_clip_g,
+            grad_clip_d=grad_clip_d,
+            regularizers=regularizers,
+            augment=augment,
+            channels_last=channels_last,
+            compile=compile,
+        )
+        self.save_hyperparameters(
+            ignore=["generator", "discriminator", "loss", "regularizers", "augment", "content"], logger=False
+        )
+        if adversarial_weight < 0:
+            raise ConfigError(f"model.adversarial_weight={adversarial_weight} must be >= 0")
+        self.content = nn.ModuleDict(dict(content or {}))
+        if adversarial_weight == 0 and not self.content:
+            raise ConfigError(
+                "model.adversarial_weight=0 and no model.content losses: G would have nothing to learn from"
+            )
+        self.adversarial_weight = adversarial_weight
+        self.conditional_d = conditional_d
+        self.num_fixed_samples = num_fixed_samples
+        # Fixed test pairs for sample grids, taken from the data at set-up (not saved: data, not state).
+        self.register_buffer("fixed_input", torch.zeros(0, dtype=torch.uint8), persistent=False)
+        self.register_buffer("fixed_target", torch.zeros(0, dtype=torch.uint8), persistent=False)
+
+    # -- data -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def check_data(self, datamodule: Any) -> None:
+        """Fail before training when the networks cannot take the data's channels or sizes."""
+        super().check_data(datamodule)
+        c_in, c_out = datamodule.input_shape[0], datamodule.image_shape[0]
+        g_in, g_out = getattr(self.G, "in_channels", c_in), getattr(self.G, "out_channels", c_out)
+        if (g_in, g_out) != (c_in, c_out):
+            raise ConfigError(
+                f"the generator maps {g_in} to {g_out} channels but the data gives {c_in}-channel inputs "
+                f"and {c_out}-channel targets: set data.input_channels / data.channels, or the model's "
+                "in_channels / out_channels (by default they follow the data)"
+            )
+        was_training = self.G.training, self.D.training
+        self.G.eval()
+        self.D.eval()
+        try:
+            x = torch.zeros(1, *datamodule.input_shape, device=self.device)
+            fake = self.G(x)  # the networks' own size checks speak here
+            if fake.shape[1:] != datamodule.image_shape:
+                raise ConfigError(
+                    f"the generator turns {tuple(x.shape[1:])} inputs into {tuple(fake.shape[1:])} images "
+                    f"but the targets are {tuple(datamodule.image_shape)}"
+                )
+            self.D(self._d_input(to_signed_unit(x), fake))
+        except RuntimeError as e:  # a channel count the network was not built for
+            raise ConfigError(
+                f"the networks cannot take this data ({type(e).__name__}: {e}); check the model's channel "
+                "counts against data.input_channels / data.channels"
+            ) from e
+        finally:
+            self.G.train(was_training[0])
+            self.D.train(was_training[1])
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None and self.fixed_input.numel() == 0 and self.num_fixed_samples > 0:
+            inputs, targets = datamodule.test_pairs(self.num_fixed_samples)
+            self.fixed_input, self.fixed_target = inputs.to(self.device), targets.to(self.device)
+
+    # -- sampling -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def translate(self, inputs: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+        """The EMA generator's outputs (``uint8``) for ``uint8`` inputs, in batches, in eval mode."""
+        G = self.G_ema
+        outputs = [
+            to_uint8(G(to_signed_unit(chunk.to(self.device)))).cpu() for chunk in inputs.split(batch_size)
+        ]
+        return torch.cat(outputs)
+
+    @torch.no_grad()
+    def sample(self, **_: Any) -> torch.Tensor:
+        """One row per fixed test pair: input | output | target, in ``[-1, 1]`` (``grid_columns`` = 3)."""
+        inputs, targets = self.fixed_input, self.fixed_target
+        outputs = self.G_ema(to_signed_unit(inputs))
+        channels = outputs.shape[1]
+        rows = [
+            as_channels(to_signed_unit(inputs), channels),
+            outputs,
+            as_channels(to_signed_unit(targets), channels),
+        ]
+        if rows[0].shape[-2:] != outputs.shape[-2:]:  # SR: show the input upscaled (nearest) beside it
+            rows[0] = nn.functional.interpolate(rows[0], size=outputs.shape[-2:], mode="nearest")
+        return torch.stack(rows, dim=1).flatten(0, 1)
+
+    # -- the two sides' objectives --------------------------------------------------------------
+    def prepare_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs, targets = batch
+        return {
+            "input": self.to_layout(to_signed_unit(inputs)),
+            "target": self.to_layout(to_signed_unit(targets)),
+        }
+
+    def _d_input(self, inputs: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([inputs, images], dim=1) if self.conditional_d else images
+
+    def d_terms(
+        self, batch: dict[str, torch.Tensor], step: int, logs: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        inputs, target = batch["input"], batch["target"]
+        # One G pass per step, shared with the G update when this step has one (as the reference does).
+        with torch.set_grad_enabled((step + 1) % self.n_critic == 0):
+            batch["fake"] = fake = self.generate(inputs)
+        real_pair, fake_pair = self._d_input(inputs, target), self._d_input(inputs, fake.detach())
+        if self._joint_d:
+            real_logits, fake_logits = self.critic(torch.cat([real_pair, fake_pair])).chunk(2)
+        else:
+            real_logits, fake_logits = self.critic(real_pair), self.critic(fake_pair)
+        critic = lambda x: self.critic(x, eager=True)  # noqa: E731
+        terms = {
+            LOSS_D: self.loss.d_loss(real_logits, fake_logits),
+            **self.d_penalties(critic, real_pair, fake_pair, step),
+        }
+        if self.augment is not None:
+            self.augment.update(real_logits.detach())
+        if self.log_due(step + 1):
+            logs["d/real_logit"] = real_logits.detach().mean()
+            logs["d/fake_logit"] = fake_logits.detach().mean()
+            self.log_histogram("d/real_logits", real_logits)
+            self.log_histogram("d/fake_logits", fake_logits)
+        return terms
+
+    def g_terms(
+        self, batch: dict[str, torch.Tensor], g_step: int, logs: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        inputs, target, fake = batch["input"], batch["target"], batch["fake"]
+        if self.adversarial_weight > 0:
+            fake_logits = self.critic(self._d_input(inputs, fake))
+            real_logits = self.critic(self._d_input(inputs, target)) if self.loss.g_needs_real else None
+            adversarial = self.adversarial_weight * self.loss.g_loss(fake_logits, real_logits)
+        else:
+            adversarial = fake.new_zeros(())
+        terms = {LOSS_G: adversarial}
+        for name, content in self.content.items():
+            terms[f"{LOSS_G}_{name}"] = content(fake, target)
+        return terms

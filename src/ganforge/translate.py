@@ -1,0 +1,135 @@
+"""Translate images with an image -> image checkpoint (Pix2Pix, SR, ...):
+
+``python translate.py ckpt_path=... input=<image | folder | .zip> out=<folder>`` writes G's output for every
+input image under the same relative file name (as PNG). ``grid=true`` writes input | output | target
+side by side instead, the target found under the same name in ``target=<folder | .zip>``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image
+from torch import nn
+
+from ganforge.checkpoint import load_checkpoint, run_config
+from ganforge.data.base import resize_uint8
+from ganforge.data.image_folder import ImageSource, is_image_file
+from ganforge.errors import ConfigError, CorruptImageError, DatasetNotFoundError
+from ganforge.images import to_signed_unit, to_uint8
+from ganforge.tasks.paired import as_channels
+from ganforge.train import CONFIG_DIR
+from ganforge.utils import atomic_write, pick_device, run_cli
+
+log = logging.getLogger("ganforge")
+
+
+def load_translator(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, DictConfig]:
+    """The (EMA) generator of an image -> image checkpoint in eval mode, and its run config; a noise
+    -> image checkpoint is an error that points to ``generate.py``."""
+    from ganforge.checkpoint import generator_from_checkpoint
+
+    ckpt = load_checkpoint(path)
+    G = generator_from_checkpoint(ckpt, ema)
+    if not hasattr(G, "in_channels"):
+        raise ConfigError(
+            f"{path} holds a noise -> image generator ({type(G).__name__}), which makes images from "
+            "latents, not from images: use generate.py ckpt_path=... to sample it"
+        )
+    return G, run_config(ckpt)
+
+
+def read_image(data: bytes, channels: int, name: str) -> torch.Tensor:
+    """``uint8 [C, H, W]`` at the file's own size, transparency composited over white."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception as e:  # PIL raises many kinds for damaged files
+        raise CorruptImageError(f"cannot read image {name}: {type(e).__name__}: {e}") from e
+    if img.mode in ("RGBA", "LA", "P"):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    x = torch.from_numpy(np.array(img.convert("L" if channels == 1 else "RGB")))
+    return x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1).contiguous()
+
+
+def image_files(path: str | Path) -> tuple[list[str], Any]:
+    """The image names under ``path`` (a file, folder or zip) and a ``read(name) -> bytes`` for them."""
+    path = Path(path).expanduser()
+    if path.is_file() and is_image_file(path.name):
+        return [path.name], lambda name: path.read_bytes()
+    if not path.exists():
+        raise DatasetNotFoundError(
+            f"input={path} does not exist; give an image, a folder or a .zip of images"
+        )
+    source = ImageSource(path)
+    return source.names, source.read
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    """``uint8 [C, H, W]`` -> PNG, written atomically."""
+    array = image.permute(1, 2, 0).numpy()
+    with atomic_write(path) as f:
+        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(f, format="PNG")
+
+
+@torch.no_grad()
+def translate(cfg: DictConfig) -> dict[str, Any]:
+    """Translate every image of ``cfg.input``; returns the written paths."""
+    if cfg.grid and not cfg.get("target"):
+        raise ConfigError("grid=true shows input | output | target: give target=<folder or .zip> as well")
+    device = pick_device(str(cfg.device))
+    G, run_cfg = load_translator(cfg.ckpt_path, ema=cfg.ema)
+    G.to(device)
+    names, read = image_files(cfg.input)
+    targets = image_files(cfg.target) if cfg.grid else None
+    if targets is not None:
+        stems = {Path(n).with_suffix("").as_posix(): n for n in targets[0]}
+        missing = [n for n in names if Path(n).with_suffix("").as_posix() not in stems]
+        if missing:
+            raise DatasetNotFoundError(
+                f"{len(missing)} of {len(names)} inputs have no target of the same name in "
+                f"target={cfg.target} (e.g. {', '.join(missing[:3])})"
+            )
+    out = Path(cfg.out)
+    written = []
+    for name in names:
+        x = read_image(read(name), G.in_channels, name)[None]
+        if cfg.size is not None:
+            x = resize_uint8(x, int(cfg.size))
+        try:
+            y = to_uint8(G(to_signed_unit(x.to(device)))).cpu()
+        except ConfigError as e:  # a size the network cannot take: say which file, and the way out
+            raise ConfigError(f"{name}: {e}; or resize every input with size=<pixels>") from None
+        if targets is not None:
+            target_name = stems[Path(name).with_suffix("").as_posix()]
+            t = resize_uint8(
+                read_image(targets[1](target_name), G.out_channels, target_name)[None], y.shape[-2:]
+            )
+            shown = nn.functional.interpolate(x, size=y.shape[-2:], mode="nearest")  # SR: input upscaled
+            y = torch.cat([as_channels(shown, y.shape[1]), y, t], dim=3)
+        path = out / Path(name).with_suffix(".png")
+        save_png(y[0], path)
+        written.append(str(path))
+    log.info("translated %d image(s) of %s -> %s", len(written), cfg.input, out)
+    return {"generator": run_cfg.model.generator._target_, "images": written}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="translate")
+def _hydra_main(cfg: DictConfig) -> None:
+    run_cli(translate, cfg)
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
