@@ -1,6 +1,7 @@
 """Datamodules yielding ``(uint8 image [C, H, W], int64 label or -1)``; see ``base.GANDataModule``.
 
-``GaussianMixture2DDataModule`` yields float 2-D points instead (mode-collapse benchmark).
+``GaussianMixture2DDataModule`` yields float 2-D points instead (mode-collapse benchmark);
+``PairedDataModule`` yields ``(uint8 input [Ca, H, W], uint8 target [Cb, H, W])`` image pairs.
 """
 
 from ganforge.data.base import GANDataModule, InMemoryImages
@@ -9,6 +10,7 @@ from ganforge.data.cifar10 import CIFAR10DataModule
 from ganforge.data.gaussians import GaussianMixture2DDataModule
 from ganforge.data.idx import FashionMNISTDataModule, MNISTDataModule
 from ganforge.data.image_folder import ImageFolderDataModule
+from ganforge.data.paired import PairedDataModule
 
 __all__ = [
     "CIFAR10DataModule",
@@ -19,4 +21,5 @@ __all__ = [
     "ImageFolderDataModule",
     "InMemoryImages",
     "MNISTDataModule",
+    "PairedDataModule",
 ]

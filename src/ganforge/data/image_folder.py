@@ -1,6 +1,7 @@
 """Images from a folder or a ``.zip`` (optionally with class subfolders), decoded up front or lazily.
 
-The helpers here (``ImageSource``, ``decode_image``, ``check_image``) are shared with ``celeba.py``.
+The helpers here (``ImageSource``, ``decode_image``, ``open_image``, ``check_image``) are shared with
+``celeba.py`` and ``paired.py``.
 """
 
 from __future__ import annotations
@@ -120,10 +121,7 @@ def decode_image(
 ) -> torch.Tensor:
     """Decode to ``uint8 [C, resolution, resolution]``: optional center crop of ``crop_size`` pixels,
     then (``center_crop``) a center square on the short side, then an antialiased bilinear resize."""
-    img = Image.open(io.BytesIO(data))
-    if img.mode == "P":
-        img = img.convert("RGBA")  # palette transparency is only handled via RGBA
-    img = img.convert("L" if channels == 1 else "RGB")
+    img = open_image(data, channels)
     w, h = img.size
     if crop_size is not None and (w > crop_size or h > crop_size):
         cw, ch = min(w, crop_size), min(h, crop_size)
@@ -136,6 +134,23 @@ def decode_image(
         img = img.crop((left, top, left + s, top + s))
     if img.size != (resolution, resolution):
         img = img.resize((resolution, resolution), Image.Resampling.BILINEAR)  # antialiased when shrinking
+    return image_tensor(img)
+
+
+def open_image(data: bytes, channels: int, background: int | None = None) -> Image.Image:
+    """Decode into mode ``L`` (``channels=1``) or ``RGB``. Transparency is dropped, or with ``background``
+    (a grey level) composited over it: RGBA emoji have arbitrary colours under their transparent pixels."""
+    img = Image.open(io.BytesIO(data))
+    if img.mode == "P":
+        img = img.convert("RGBA")  # palette transparency is only handled via RGBA
+    if background is not None and (img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info):
+        under = Image.new("RGBA", img.size, (background, background, background, 255))
+        img = Image.alpha_composite(under, img.convert("RGBA"))
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def image_tensor(img: Image.Image) -> torch.Tensor:
+    """``uint8 [C, H, W]`` of an ``L`` or ``RGB`` image."""
     x = torch.from_numpy(np.array(img))
     return x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1).contiguous()
 
