@@ -272,6 +272,8 @@ class PairedDataModule(GANDataModule):
             ``max_samples`` keeps evenly spaced training pairs, and only those are decoded.
     """
 
+    kind = "pairs"
+
     def __init__(
         self,
         path: str | None,

@@ -266,7 +266,7 @@ def evaluate_translation(
     protocol = {
         "extractor": extractor.name if extractor is not None else None,
         "weights": extractor.weights_source if extractor is not None else None,
-        "num_pairs": len(inputs),
+        "num_samples": len(inputs),  # pairs: one output per test input
         "outputs": "G(test inputs) vs test targets",
         "image_metrics": {"average": "per image, then mean", **options},
         "kid": {"subsets": kid_subsets, "subset_size": min(kid_subset_size, len(inputs))},

@@ -75,7 +75,13 @@ class PairedModule(AdversarialModule):
         augment: Augment | None = None,
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
+        top_k: Any = None,
     ) -> None:
+        if top_k is not None:
+            raise ConfigError(
+                "topk=default selects among the fakes of a noise -> image batch; a paired model has one "
+                "output per input: drop topk=default"
+            )
         super().__init__(
             generator,
             discriminator,
@@ -95,7 +101,8 @@ class PairedModule(AdversarialModule):
             compile=compile,
         )
         self.save_hyperparameters(
-            ignore=["generator", "discriminator", "loss", "regularizers", "augment", "content"], logger=False
+            ignore=["generator", "discriminator", "loss", "regularizers", "augment", "content", "top_k"],
+            logger=False,
         )
         if adversarial_weight < 0:
             raise ConfigError(f"model.adversarial_weight={adversarial_weight} must be >= 0")
