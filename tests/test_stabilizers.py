@@ -16,12 +16,12 @@ from ganforge.augment import ADA, ADA_OPS, DIFFAUGMENT_OPS, DiffAugment, shift
 from ganforge.benchmarks.mode_collapse import (
     format_table,
     main,
-    mean_sem,
     mode_stats,
     rescore,
     run_benchmark,
     summarize_rescored,
 )
+from ganforge.benchmarks.stats import mean_sem
 from ganforge.callbacks.samples import scatter_image
 from ganforge.data.gaussians import GaussianMixture2DDataModule
 from ganforge.errors import ConfigError

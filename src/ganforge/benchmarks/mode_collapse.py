@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from ganforge.benchmarks.stats import json_safe, plus_minus, summarize
 from ganforge.errors import ConfigError, GanforgeError
 
 NUM_SAMPLES = 2500  # generated points scored per run, as in the protocol
@@ -91,26 +92,6 @@ def mode_stats(
         reverse_kl=max(kl, 0.0),
         counts=counts.tolist(),
     )
-
-
-def mean_sem(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (0 for one value; NaN when a value is infinite)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n == 1:
-        return mean, 0.0
-    if not math.isfinite(mean):
-        return mean, math.nan
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
-
-
-def summarize(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, dict[str, float]]:
-    """``{key: {"mean", "sem"}}`` over the runs (seeds) of one setting."""
-    return {key: dict(zip(("mean", "sem"), mean_sem([r[key] for r in runs]), strict=True)) for key in keys}
-
-
-def plus_minus(s: dict[str, float], fmt: str) -> str:
-    return f"{s['mean']:{fmt}} ± {s['sem']:{fmt}}"
 
 
 # -- settings ---------------------------------------------------------------------------------------
@@ -275,17 +256,6 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(obj: Any) -> Any:
-    """inf/NaN (reverse KL without high-quality samples) -> null, so the file is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ganforge.benchmarks.mode_collapse",
@@ -347,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv if argv is not None else sys.argv[1:]
     )
     report = {"command": command, "num_samples": NUM_SAMPLES, "threshold_std": THRESHOLD, "results": results}
-    (out / "results.json").write_text(json.dumps(_json_safe(report), indent=2))
+    (out / "results.json").write_text(json.dumps(json_safe(report), indent=2))
     (out / "results.md").write_text(table + "\n")
     print(table)
     print(f"\nresults: {out / 'results.json'}")
