@@ -186,6 +186,11 @@ def generate(cfg: DictConfig) -> dict[str, Any]:
     check_options(cfg)
     device = pick_device(str(cfg.device))
     G, run_cfg = load_generator(cfg.ckpt_path, ema=cfg.ema)
+    if not hasattr(G, "z_dim"):
+        raise ConfigError(
+            f"{cfg.ckpt_path} holds an image -> image generator ({type(G).__name__}), which needs input "
+            "images, not latents: use translate.py ckpt_path=... input=<image, folder or zip> out=<folder>"
+        )
     G.to(device)
     cls = cfg.get("class")
     check_class(G, cls)

@@ -174,19 +174,33 @@ def _model(cfg: DictConfig, loss: Any) -> Any:
         key = found[1]
         choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
         model, data = choices.get("model", "?"), choices.get("data", "?")
-        with_key = _options("data", lambda conf: key in conf)
+        kinds = getattr(hydra.utils.get_class(cfg.model._target_), "data_kinds", ())
+        with_key = _options("data", lambda conf: key in conf and _kind(conf) in kinds)
         without = _options("model", lambda conf: f"${{data.{key}}}" not in OmegaConf.to_yaml(conf))
         raise ConfigError(
-            f"model={model} reads data.{key}, which data={data} lacks: the model needs data with a {key}, "
-            f"i.e. image data (data={with_key}). For data={data} use a model that does not read "
-            f"data.{key} (model={without})"
+            f"model={model} reads data.{key}, which data={data} lacks: the model needs data that sets it "
+            f"(data={with_key}). For data={data} use a model that does not read data.{key} "
+            f"(model={without})"
         ) from None
 
 
+def _kind(data_conf: DictConfig) -> str:
+    """What a data config's datamodule yields (``images``, ``points``, ``pairs``)."""
+    return getattr(hydra.utils.get_class(data_conf._target_), "kind", "images")
+
+
 def _options(group: str, fits: Callable[[DictConfig], bool]) -> str:
-    """The options of config group ``group`` (conf/<group>/*.yaml, unresolved) for which ``fits`` holds."""
-    paths = sorted(Path(CONFIG_DIR, group).glob("*.yaml"))
-    return ", ".join(p.stem for p in paths if fits(OmegaConf.load(p))) or "none"
+    """The options of config group ``group`` (conf/<group>/*.yaml, unresolved, with the same group's
+    options they extend merged in) for which ``fits`` holds."""
+    folder = Path(CONFIG_DIR, group)
+
+    def load(name: str) -> DictConfig:
+        conf = OmegaConf.load(folder / f"{name}.yaml")
+        bases = [d for d in conf.pop("defaults", []) if isinstance(d, str) and d != "_self_" and "/" not in d]
+        return OmegaConf.merge(*(load(b) for b in bases), conf) if bases else conf
+
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
+    return ", ".join(n for n in names if fits(load(n))) or "none"
 
 
 def _plugins(trainer_cfg: DictConfig) -> list[Any]:
