@@ -36,7 +36,8 @@ from ganforge.utils import instantiate, instantiate_dict, run_cli, save_run_conf
 log = logging.getLogger("ganforge")
 # Lightning 2.6 calls a pytree API that newer torch deprecates; nothing for users to act on.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+# the package's configs (in the source tree a link to conf/ at the root, in an install a copy)
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, as a shell reports a process ended by SIGTERM
 
 
