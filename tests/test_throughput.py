@@ -222,3 +222,41 @@ def test_training_steps_read_nothing_back_from_the_device_between_logging_steps(
     # has 35 steps (34 timed + 1), the last one is always read back, and what follows is not a step
     steps_with_reads = sorted(s + 1 for s, n in reads.per_step.items() if n and 0 < s < 35)
     assert steps_with_reads == sorted({10, 20, 30, 35, *ada_steps})
+
+
+def test_plain_pix2pix_loop_and_ganforge_make_the_same_updates(tmp_path: Path) -> None:
+    """The Pix2Pix plain loop (one G pass, conditional D, GAN + L1, linear LR decay) is what ganforge does."""
+    overrides = [*TINY, "data.resolution=32", "data.input_channels=3", "trainer.max_steps=8"]
+    overrides += ["model.generator.dropout=0"]  # dropout draws differ in order between the loops
+    cfg = throughput.compose_config(overrides, tmp_path, task="pix2pix")
+    batches = throughput.DeviceBatches((3, 32, 32), 4, torch.device("cpu"), paired=True)
+    module = throughput.build_module(cfg)
+    _, plain = throughput.run_plain(cfg, batches, 0, 4, torch.device("cpu"), fast=False, init=module, seed=7)
+    _, ours = throughput.run_ganforge(cfg, batches, 0, 4, module=module, seed=7)
+    for name in ("G", "D", "G_ema"):
+        trained = getattr(ours, name).state_dict()
+        for key, value in plain[name].state_dict().items():
+            torch.testing.assert_close(value, trained[key], rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
+
+
+def test_benchmark_cli_times_pix2pix(tmp_path: Path) -> None:
+    out = tmp_path / "throughput.json"
+    args = [
+        "--task",
+        "pix2pix",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--resolution",
+        "32",
+        "--batch-size",
+        "4",
+        "--base-channels",
+        "4",
+    ]
+    args += ["--warmup", "1", "--steps", "3", "--repeats", "1", "--mode", "fp32"]
+    assert throughput.main([*args, "--out", str(out)]) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["task"] == "pix2pix" and result["model"] == "ganforge.models.UNetGenerator"
+    assert result["plain_img_per_s"] > 0 and result["ganforge_img_per_s"] > 0

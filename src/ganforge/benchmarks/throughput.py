@@ -6,6 +6,10 @@ each) and EMA update, on the same device-resident uint8 batches, in the same pro
 isolates what the framework costs: Lightning's loop and hooks, ganforge's logging, the NaN guard
 and progress bar. They alternate for ``--repeats`` rounds and the median of each is reported.
 
+``--task pix2pix`` does the same for Pix2Pix (U-Net G, PatchGAN D on (input, output) pairs, GAN + L1
+x 100, the linear LR decay): ``(input, target)`` pairs instead of latents, one G pass per step shared by
+both updates, as the reference implementation does.
+
 ``--mode fp32`` trains in float32 (TF32 tensor cores on CUDA) in both loops; ``--mode fast`` runs
 ganforge with ``speed=fast`` (bf16 autocast, channels_last, fused Adam, torch.compile) and the plain
 loop with the same four settings::
@@ -44,25 +48,37 @@ from ganforge.tasks.base import compile_options
 from ganforge.utils import instantiate, instantiate_dict, pick_device
 
 MODES = ("fp32", "fast")
+TASKS = ("noise", "pix2pix")
 POOL = 8  # distinct batches cycled through (same for both loops)
 
 
 class DeviceBatches(IterableDataset):
-    """An endless stream of ``(uint8 images, labels)`` batches that already live on the device.
+    """An endless stream of ``(uint8 images, labels)`` batches (``paired``: ``(uint8 inputs, uint8
+    targets)``) that already live on the device.
 
     Takes data loading out of the comparison: both loops read the very same tensors.
     """
 
-    def __init__(self, shape: tuple[int, ...], batch_size: int, device: torch.device, seed: int = 0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        batch_size: int,
+        device: torch.device,
+        seed: int = 0,
+        paired: bool = False,
+    ) -> None:
         g = torch.Generator().manual_seed(seed)
         self.images = torch.randint(0, 256, (POOL, batch_size, *shape), dtype=torch.uint8, generator=g)
         self.images = self.images.to(device)
-        self.labels = torch.zeros(batch_size, dtype=torch.long, device=device)
+        if paired:
+            self.second = torch.randint(0, 256, self.images.shape, dtype=torch.uint8, generator=g).to(device)
+        else:
+            self.second = torch.zeros(1, batch_size, dtype=torch.long, device=device).expand(POOL, -1)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         i = 0
         while True:
-            yield self.images[i % POOL], self.labels
+            yield self.images[i % POOL], self.second[i % POOL]
             i += 1
 
 
@@ -70,8 +86,11 @@ def loader(batches: DeviceBatches) -> DataLoader:
     return DataLoader(batches, batch_size=None, num_workers=0)
 
 
-def compose_config(overrides: Sequence[str], output_dir: Path, plain: bool = True) -> DictConfig:
-    """The real train config (``model=dcgan`` by default) plus ``overrides``, writing to ``output_dir``."""
+def compose_config(
+    overrides: Sequence[str], output_dir: Path, plain: bool = True, task: str = "noise"
+) -> DictConfig:
+    """The real train config (``model=dcgan``, or ``model=pix2pix`` on paired data for ``task=pix2pix``)
+    plus ``overrides``, writing to ``output_dir``."""
     from ganforge.train import compose_config as compose_train
 
     base = [
@@ -85,11 +104,15 @@ def compose_config(overrides: Sequence[str], output_dir: Path, plain: bool = Tru
         "model.ema_rampup=null",  # a constant EMA beta, as in the plain loop
         f"paths.output_dir={output_dir}",
     ]
+    if task == "pix2pix":
+        base += ["model=pix2pix", "data=paired", "data.path=unused", "model.num_fixed_samples=0"]
     cfg = compose_train([*base, *overrides])
     with open_dict(cfg):
         cfg.data_info.num_classes = 0
-    if plain and (cfg.loss._target_ != "ganforge.losses.NonSaturatingLoss" or cfg.model.pack != 1):
+    if plain and (cfg.loss._target_ != "ganforge.losses.NonSaturatingLoss" or cfg.model.get("pack", 1) != 1):
         raise ConfigError("the plain loop implements the non-saturating loss without packing only")
+    if plain and task == "pix2pix" and (set(cfg.model.content) != {"l1"} or not cfg.model.conditional_d):
+        raise ConfigError("the plain Pix2Pix loop implements a conditional D with GAN + L1 only")
     return cfg
 
 
@@ -180,9 +203,14 @@ def run_plain(
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
     )  # reused: autocast objects are re-entrant
-    z_dim = G.z_dim
+    step_fn = _pix2pix_step if "content" in cfg.model else _noise_step
+    schedulers = [
+        instantiate(cfg.model[key])(optimizer=opt) if cfg.model.get(key) else None
+        for key, opt in (("scheduler_g", opt_g), ("scheduler_d", opt_d))
+    ]
+    l1_weight = float(cfg.model.content.l1.weight) if "content" in cfg.model else 0.0
     t0 = seconds = float("nan")
-    for step, (images, _) in enumerate(loader(batches)):
+    for step, (first, second) in enumerate(loader(batches)):
         if step == 0 and seed is not None:
             torch.manual_seed(seed)
         if step == warmup:
@@ -194,32 +222,64 @@ def run_plain(
         if step > warmup + steps:  # one untimed step after the window, as in the Lightning run
             break
         if compiled is not None:
-            torch.compiler.cudagraph_mark_step_begin()  # as GANModule.training_step
-        real = images.float().div_(127.5).sub_(1.0).contiguous(memory_format=layout)
-        n = real.shape[0]
-        with autocast:
-            with torch.no_grad():
-                fake = g_fwd(torch.randn(n, z_dim, device=device), None)
-            real_logits, fake_logits = d_fwd(real, None), d_fwd(fake, None)
-            d_loss = (
-                F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-                + F.softplus(fake_logits).mean()
-            )
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-
-        D.requires_grad_(False)
-        with autocast:
-            g_loss = F.softplus(-d_fwd(g_fwd(torch.randn(n, z_dim, device=device), None), None)).mean()
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        D.requires_grad_(True)
-        opt_g.step()
+            torch.compiler.cudagraph_mark_step_begin()  # as AdversarialModule.training_step
+        real = first.float().div_(127.5).sub_(1.0).contiguous(memory_format=layout)
+        target = second.float().div_(127.5).sub_(1.0).contiguous(memory_format=layout) if l1_weight else None
+        step_fn(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, autocast, device)
+        for scheduler in schedulers:
+            if scheduler is not None:
+                scheduler.step()
         update_ema(G_ema, G, beta)  # plain torch ops (lerp of weights, copy of buffers), no framework
         if on_step is not None:
             on_step()
     return seconds, {"G": G, "D": D, "G_ema": G_ema}
+
+
+def _noise_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, autocast, device) -> None:
+    """One D and one G update of the non-saturating GAN, fresh latents for each."""
+    n = real.shape[0]
+    with autocast:
+        with torch.no_grad():
+            fake = g_fwd(torch.randn(n, G.z_dim, device=device), None)
+        real_logits, fake_logits = d_fwd(real, None), d_fwd(fake, None)
+        d_loss = (
+            F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.softplus(fake_logits).mean()
+        )
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    D.requires_grad_(False)
+    with autocast:
+        g_loss = F.softplus(-d_fwd(g_fwd(torch.randn(n, G.z_dim, device=device), None), None)).mean()
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    D.requires_grad_(True)
+    opt_g.step()
+
+
+def _pix2pix_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, autocast, device) -> None:
+    """Pix2Pix: one G pass, D on (input, target) and (input, output) pairs, then G on GAN + L1."""
+    with autocast:
+        fake = g_fwd(real)
+        real_logits = d_fwd(torch.cat([real, target], 1))
+        fake_logits = d_fwd(torch.cat([real, fake.detach()], 1))
+        d_loss = (
+            F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.softplus(fake_logits).mean()
+        )
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    D.requires_grad_(False)
+    with autocast:
+        g_loss = (
+            F.softplus(-d_fwd(torch.cat([real, fake], 1))).mean() + l1_weight * (fake - target).abs().mean()
+        )
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    D.requires_grad_(True)
+    opt_g.step()
 
 
 def _sync(device: torch.device) -> None:
@@ -249,6 +309,7 @@ def benchmark(
     plain_loop: bool = True,
     profile_dir: Path | None = None,
     profile_steps: int = 20,
+    task: str = "noise",
 ) -> dict[str, Any]:
     """Alternate plain and ganforge runs ``repeats`` times; images/s of each and their ratio.
 
@@ -256,13 +317,15 @@ def benchmark(
     does not implement); images/s then count the batches D sees.
     """
     with tempfile.TemporaryDirectory(prefix="ganforge-throughput-") as tmp:
-        cfg = compose_config([*mode_overrides(mode, device), *overrides], Path(tmp), plain=plain_loop)
+        cfg = compose_config(
+            [*mode_overrides(mode, device), *overrides], Path(tmp), plain=plain_loop, task=task
+        )
         set_tf32(bool(cfg.tf32))
         # The Trainer would switch cuDNN autotuning on only when the first ganforge run starts; set it
         # for both loops before the first (plain) run.
         torch.backends.cudnn.benchmark = bool(cfg.trainer.get("benchmark") or False)
         shape = (int(cfg.data.channels), int(cfg.data.resolution), int(cfg.data.resolution))
-        batches = DeviceBatches(shape, batch_size, device)
+        batches = DeviceBatches(shape, batch_size, device, paired=task == "pix2pix")
         images = batch_size * steps
         plain, ours = [], []
         for r in range(repeats):
@@ -292,6 +355,7 @@ def benchmark(
         "ratio": g / p if p else None,
         "plain_runs": plain,
         "ganforge_runs": ours,
+        "task": task,
         "model": resolved["generator"]["_target_"],
         "precision": str(cfg.trainer.precision),
         **({"profile_per_step": profiles} if profiles else {}),
@@ -364,6 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     parser.add_argument("--mode", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--task", default="noise", choices=TASKS, help="DCGAN (noise) or Pix2Pix")
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=512)
@@ -395,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = [
             f"data.resolution={args.resolution}",
             f"data.channels={args.channels}",
+            *([f"data.input_channels={args.channels}"] if args.task == "pix2pix" else []),
             f"data.batch_size={args.batch_size}",
             *(
                 [f"model.generator.base_channels={args.base_channels}",
@@ -415,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 plain_loop=not args.ganforge_only,
                 profile_dir=args.profile,
                 profile_steps=args.profile_steps,
+                task=args.task,
             )
             for m in args.mode
         ]

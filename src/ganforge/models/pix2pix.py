@@ -291,6 +291,6 @@ class PatchDiscriminator(nn.Module):
         if oh < 1 or ow < 1:
             raise ConfigError(
                 f"a PatchGAN with n_layers={self.n_layers} cannot judge {h}x{w} images (no patch fits): "
-                "use larger images or fewer layers (model.n_layers)"
+                "use larger images or fewer layers (model.discriminator.n_layers)"
             )
         return self.net(x)
