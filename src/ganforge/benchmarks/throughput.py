@@ -235,51 +235,51 @@ def run_plain(
     return seconds, {"G": G, "D": D, "G_ema": G_ema}
 
 
-def _noise_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, autocast, device) -> None:
-    """One D and one G update of the non-saturating GAN, fresh latents for each."""
-    n = real.shape[0]
-    with autocast:
-        with torch.no_grad():
-            fake = g_fwd(torch.randn(n, G.z_dim, device=device), None)
-        real_logits, fake_logits = d_fwd(real, None), d_fwd(fake, None)
-        d_loss = (
-            F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.softplus(fake_logits).mean()
-        )
+def _d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """The non-saturating GAN's D loss, written out."""
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+    return real + F.softplus(fake_logits).mean()
+
+
+def _updates(D, opt_d, opt_g, d_loss, g_loss_fn, autocast) -> None:
+    """One D update on ``d_loss``, then one G update on ``g_loss_fn()`` with D frozen."""
     opt_d.zero_grad(set_to_none=True)
     d_loss.backward()
     opt_d.step()
     D.requires_grad_(False)
     with autocast:
-        g_loss = F.softplus(-d_fwd(g_fwd(torch.randn(n, G.z_dim, device=device), None), None)).mean()
+        g_loss = g_loss_fn()
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     D.requires_grad_(True)
     opt_g.step()
+
+
+def _noise_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, autocast, device) -> None:
+    """DCGAN: one D and one G update of the non-saturating GAN, fresh latents for each."""
+    n = real.shape[0]
+    with autocast:
+        with torch.no_grad():
+            fake = g_fwd(torch.randn(n, G.z_dim, device=device), None)
+        d_loss = _d_loss(d_fwd(real, None), d_fwd(fake, None))
+
+    def g_loss() -> torch.Tensor:
+        return F.softplus(-d_fwd(g_fwd(torch.randn(n, G.z_dim, device=device), None), None)).mean()
+
+    _updates(D, opt_d, opt_g, d_loss, g_loss, autocast)
 
 
 def _pix2pix_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, autocast, device) -> None:
     """Pix2Pix: one G pass, D on (input, target) and (input, output) pairs, then G on GAN + L1."""
     with autocast:
         fake = g_fwd(real)
-        real_logits = d_fwd(torch.cat([real, target], 1))
-        fake_logits = d_fwd(torch.cat([real, fake.detach()], 1))
-        d_loss = (
-            F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.softplus(fake_logits).mean()
-        )
-    opt_d.zero_grad(set_to_none=True)
-    d_loss.backward()
-    opt_d.step()
-    D.requires_grad_(False)
-    with autocast:
-        g_loss = (
-            F.softplus(-d_fwd(torch.cat([real, fake], 1))).mean() + l1_weight * (fake - target).abs().mean()
-        )
-    opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
-    D.requires_grad_(True)
-    opt_g.step()
+        d_loss = _d_loss(d_fwd(torch.cat([real, target], 1)), d_fwd(torch.cat([real, fake.detach()], 1)))
+
+    def g_loss() -> torch.Tensor:
+        adversarial = F.softplus(-d_fwd(torch.cat([real, fake], 1))).mean()
+        return adversarial + l1_weight * (fake - target).abs().mean()
+
+    _updates(D, opt_d, opt_g, d_loss, g_loss, autocast)
 
 
 def _sync(device: torch.device) -> None:
