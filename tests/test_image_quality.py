@@ -17,6 +17,7 @@ from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ganforge.errors import ConfigError
+from ganforge.images import to_pixel_range
 from ganforge.metrics import image_quality
 from ganforge.metrics.image_quality import (
     IMAGE_METRICS,
@@ -29,7 +30,6 @@ from ganforge.metrics.image_quality import (
     psnr,
     rgb_to_y,
     ssim,
-    to_pixel_range,
 )
 
 TOL = 1e-6  # the agreement asked of PSNR (dB) and SSIM against scikit-image

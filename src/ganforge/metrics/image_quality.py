@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import ConfigError, GanforgeError
+from ganforge.images import to_pixel_range
 
 # ITU-R BT.601 luma for RGB in [0, 1] giving Y in [16, 235] (MATLAB rgb2ycbcr, BasicSR, scikit-image)
 BT601_Y = (65.481, 128.553, 24.966)
@@ -37,25 +38,6 @@ SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_TRUNCATE = 0.01, 0.03, 1.5, 3.5
 
 class LPIPSWeightsNotFoundError(GanforgeError):
     """No ImageNet backbone weights for LPIPS on this machine (nothing is downloaded)."""
-
-
-def to_pixel_range(x: torch.Tensor) -> torch.Tensor:
-    """``uint8`` in ``[0, 255]`` or float in ``[-1, 1]`` -> float64 in ``[0, 255]``.
-
-    Floats outside ``[-1, 1]`` are an error, not clamped: they usually mean images in ``[0, 1]`` or
-    ``[0, 255]`` were passed, which would give plausible but wrong numbers.
-    """
-    if x.dtype == torch.uint8:
-        return x.double()
-    if not x.is_floating_point():
-        raise ValueError(f"images must be uint8 in [0, 255] or float in [-1, 1], got {x.dtype}")
-    lo, hi = torch.aminmax(x)
-    if lo < -1 or hi > 1:
-        raise ValueError(
-            f"float images must lie in [-1, 1], got values in [{float(lo):.4g}, {float(hi):.4g}]; "
-            "clamp generator outputs or pass uint8 images"
-        )
-    return (x.double() + 1) * 127.5
 
 
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
