@@ -1,4 +1,4 @@
-"""Translate images with an image -> image checkpoint: ``python translate.py ckpt_path=... input=... out=...``."""
+"""Translate images with an image -> image checkpoint: ``python translate.py ckpt_path=... input=...``."""
 
 from ganforge.translate import main
 
