@@ -16,7 +16,7 @@ from torch import nn
 
 from ganforge.augment import Augment
 from ganforge.errors import ConfigError
-from ganforge.images import to_signed_unit, to_uint8
+from ganforge.images import to_signed_unit
 from ganforge.losses import AdversarialLoss
 from ganforge.regularizers import Regularizer
 from ganforge.tasks.base import LOSS_D, LOSS_G, AdversarialModule, OptimizerFactory, SchedulerFactory
@@ -142,7 +142,7 @@ class PairedModule(AdversarialModule):
                     f"the generator turns {tuple(x.shape[1:])} inputs into {tuple(fake.shape[1:])} images "
                     f"but the targets are {tuple(datamodule.image_shape)}"
                 )
-            self.D(self._d_input(to_signed_unit(x), fake))
+            self.D(self._d_input(x, fake))
         except RuntimeError as e:  # a channel count the network was not built for
             raise ConfigError(
                 f"the networks cannot take this data ({type(e).__name__}: {e}); check the model's channel "
@@ -159,15 +159,6 @@ class PairedModule(AdversarialModule):
             self.fixed_input, self.fixed_target = inputs.to(self.device), targets.to(self.device)
 
     # -- sampling -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def translate(self, inputs: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
-        """The EMA generator's outputs (``uint8``) for ``uint8`` inputs, in batches, in eval mode."""
-        G = self.G_ema
-        outputs = [
-            to_uint8(G(to_signed_unit(chunk.to(self.device)))).cpu() for chunk in inputs.split(batch_size)
-        ]
-        return torch.cat(outputs)
-
     @torch.no_grad()
     def sample(self, **_: Any) -> torch.Tensor:
         """One row per fixed test pair: input | output | target, in ``[-1, 1]`` (``grid_columns`` = 3)."""
