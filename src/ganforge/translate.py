@@ -7,21 +7,20 @@ side by side instead, the target found under the same name in ``target=<folder |
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 from typing import Any
 
 import hydra
-import numpy as np
 import torch
 from omegaconf import DictConfig
 from PIL import Image
 from torch import nn
 
-from ganforge.checkpoint import load_checkpoint, run_config
+from ganforge.checkpoint import generator_from_checkpoint, load_checkpoint, run_config
 from ganforge.data.base import resize_uint8
-from ganforge.data.image_folder import ImageSource, is_image_file
+from ganforge.data.image_folder import ImageSource, image_tensor, is_image_file, open_image
+from ganforge.data.paired import WHITE
 from ganforge.errors import ConfigError, CorruptImageError, DatasetNotFoundError
 from ganforge.images import to_signed_unit, to_uint8
 from ganforge.tasks.paired import as_channels
@@ -34,8 +33,6 @@ log = logging.getLogger("ganforge")
 def load_translator(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, DictConfig]:
     """The (EMA) generator of an image -> image checkpoint in eval mode, and its run config; a noise
     -> image checkpoint is an error that points to ``generate.py``."""
-    from ganforge.checkpoint import generator_from_checkpoint
-
     ckpt = load_checkpoint(path)
     G = generator_from_checkpoint(ckpt, ema)
     if not hasattr(G, "in_channels"):
@@ -47,17 +44,12 @@ def load_translator(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module
 
 
 def read_image(data: bytes, channels: int, name: str) -> torch.Tensor:
-    """``uint8 [C, H, W]`` at the file's own size, transparency composited over white."""
+    """``uint8 [C, H, W]`` at the file's own size, transparency composited over white (as the paired
+    datasets are decoded)."""
     try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
+        return image_tensor(open_image(data, channels, background=WHITE))
     except Exception as e:  # PIL raises many kinds for damaged files
         raise CorruptImageError(f"cannot read image {name}: {type(e).__name__}: {e}") from e
-    if img.mode in ("RGBA", "LA", "P"):
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    x = torch.from_numpy(np.array(img.convert("L" if channels == 1 else "RGB")))
-    return x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1).contiguous()
 
 
 def image_files(path: str | Path) -> tuple[list[str], Any]:

@@ -13,8 +13,9 @@ state, and the checks that fail before training.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import lightning as L
@@ -228,6 +229,48 @@ class AdversarialModule(L.LightningModule):
     def generate(self, *inputs: Any) -> torch.Tensor:
         """Training-time ``G(*inputs)``, compiled when ``compile`` is on."""
         return self._fast.get("G", self.G)(*inputs)
+
+    def score_real_fake(
+        self, real: torch.Tensor, fake: torch.Tensor, *args: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits on the real and the fake batch (``args``: D's other inputs, e.g. labels).
+
+        A compiled D that treats samples independently scores both in one call (half the launches);
+        batch norm or minibatch std would see a mixed batch, so those Ds get two.
+        """
+        if self._joint_d:
+            both = [a if a is None else torch.cat([a, a]) for a in args]
+            return self.critic(torch.cat([real, fake]), *both).chunk(2)
+        return self.critic(real, *args), self.critic(fake, *args)
+
+    def observe_d(
+        self, real_logits: torch.Tensor, fake_logits: torch.Tensor, step: int, logs: dict[str, torch.Tensor]
+    ) -> None:
+        """After D's loss: steer adaptive augmentation by D's real logits, and log D's view.
+
+        The new ADA ``p`` applies from the G pass of this step on (the D graph is already built).
+        """
+        if self.augment is not None:
+            self.augment.update(real_logits.detach())
+        if self.log_due(step + 1):
+            if self.augment is not None:
+                logs["augment/p"] = self.augment.p.detach().clone()
+            logs["d/real_logit"] = real_logits.detach().mean()
+            logs["d/fake_logit"] = fake_logits.detach().mean()
+            self.log_histogram("d/real_logits", real_logits)
+            self.log_histogram("d/fake_logits", fake_logits)
+
+    @contextlib.contextmanager
+    def networks_in_eval(self) -> Iterator[None]:
+        """G and D in eval mode (the dry runs of ``check_data``), their modes restored after."""
+        was_training = self.G.training, self.D.training
+        self.G.eval()
+        self.D.eval()
+        try:
+            yield
+        finally:
+            self.G.train(was_training[0])
+            self.D.train(was_training[1])
 
     def d_penalties(
         self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, step: int

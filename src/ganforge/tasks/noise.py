@@ -164,10 +164,7 @@ class GANModule(AdversarialModule):
             )
         if batch_size is not None and batch_size % self.pack:
             raise ConfigError(f"data.batch_size={batch_size} is not a multiple of model.pack={self.pack}")
-        was_training = self.G.training, self.D.training
-        self.G.eval()
-        self.D.eval()
-        try:
+        with self.networks_in_eval():
             n = 2 * self.pack
             labels = self.fixed_labels[:n].clone() if self.conditional else None
             fake = self.G(torch.randn(n, self.z_dim, device=self.fixed_z.device), labels)
@@ -184,9 +181,6 @@ class GANModule(AdversarialModule):
                     "data.channels, or the model's resolution/channels (by default they follow the data)"
                 )
             logits = self.critic(fake, labels)
-        finally:
-            self.G.train(was_training[0])
-            self.D.train(was_training[1])
         if logits.shape != (2,):
             raise ConfigError(
                 f"the discriminator must return logits of shape [N / pack] = (2,), got {tuple(logits.shape)} "
@@ -245,27 +239,13 @@ class GANModule(AdversarialModule):
         real, labels = batch["real"], batch["labels"]
         with torch.no_grad():
             fake = self.generate(self._random_z(real.shape[0]), labels)
-        if self._joint_d:
-            both = None if labels is None else torch.cat([labels, labels])
-            real_logits, fake_logits = self.critic(torch.cat([real, fake]), both).chunk(2)
-        else:
-            real_logits = self.critic(real, labels)
-            fake_logits = self.critic(fake, labels)
+        real_logits, fake_logits = self.score_real_fake(real, fake, labels)
         critic = lambda x: self.critic(x, labels, eager=True)  # noqa: E731
         terms = {
             LOSS_D: self.loss.d_loss(real_logits, fake_logits),
             **self.d_penalties(critic, real, fake, step),
         }
-        if self.augment is not None:
-            # the new p applies from the G pass of this step on (the D graph above is already built)
-            self.augment.update(real_logits.detach())
-        if self.log_due(step + 1):
-            if self.augment is not None:
-                logs["augment/p"] = self.augment.p.detach().clone()
-            logs["d/real_logit"] = real_logits.detach().mean()
-            logs["d/fake_logit"] = fake_logits.detach().mean()
-            self.log_histogram("d/real_logits", real_logits)
-            self.log_histogram("d/fake_logits", fake_logits)
+        self.observe_d(real_logits, fake_logits, step, logs)
         return terms
 
     def g_terms(

@@ -131,26 +131,21 @@ class PairedModule(AdversarialModule):
                 f"and {c_out}-channel targets: set data.input_channels / data.channels, or the model's "
                 "in_channels / out_channels (by default they follow the data)"
             )
-        was_training = self.G.training, self.D.training
-        self.G.eval()
-        self.D.eval()
         try:
-            x = torch.zeros(1, *datamodule.input_shape, device=self.device)
-            fake = self.G(x)  # the networks' own size checks speak here
-            if fake.shape[1:] != datamodule.image_shape:
-                raise ConfigError(
-                    f"the generator turns {tuple(x.shape[1:])} inputs into {tuple(fake.shape[1:])} images "
-                    f"but the targets are {tuple(datamodule.image_shape)}"
-                )
-            self.D(self._d_input(x, fake))
+            with self.networks_in_eval():
+                x = torch.zeros(1, *datamodule.input_shape, device=self.device)
+                fake = self.G(x)  # the networks' own size checks speak here
+                if fake.shape[1:] != datamodule.image_shape:
+                    raise ConfigError(
+                        f"the generator turns {tuple(x.shape[1:])} inputs into {tuple(fake.shape[1:])} "
+                        f"images but the targets are {tuple(datamodule.image_shape)}"
+                    )
+                self.D(self._d_input(x, fake))
         except RuntimeError as e:  # a channel count the network was not built for
             raise ConfigError(
                 f"the networks cannot take this data ({type(e).__name__}: {e}); check the model's channel "
                 "counts against data.input_channels / data.channels"
             ) from e
-        finally:
-            self.G.train(was_training[0])
-            self.D.train(was_training[1])
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -193,22 +188,13 @@ class PairedModule(AdversarialModule):
         with torch.set_grad_enabled((step + 1) % self.n_critic == 0):
             batch["fake"] = fake = self.generate(inputs)
         real_pair, fake_pair = self._d_input(inputs, target), self._d_input(inputs, fake.detach())
-        if self._joint_d:
-            real_logits, fake_logits = self.critic(torch.cat([real_pair, fake_pair])).chunk(2)
-        else:
-            real_logits, fake_logits = self.critic(real_pair), self.critic(fake_pair)
+        real_logits, fake_logits = self.score_real_fake(real_pair, fake_pair)
         critic = lambda x: self.critic(x, eager=True)  # noqa: E731
         terms = {
             LOSS_D: self.loss.d_loss(real_logits, fake_logits),
             **self.d_penalties(critic, real_pair, fake_pair, step),
         }
-        if self.augment is not None:
-            self.augment.update(real_logits.detach())
-        if self.log_due(step + 1):
-            logs["d/real_logit"] = real_logits.detach().mean()
-            logs["d/fake_logit"] = fake_logits.detach().mean()
-            self.log_histogram("d/real_logits", real_logits)
-            self.log_histogram("d/fake_logits", fake_logits)
+        self.observe_d(real_logits, fake_logits, step, logs)
         return terms
 
     def g_terms(
