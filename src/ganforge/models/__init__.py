@@ -4,7 +4,9 @@ Every generator maps ``z [N, z_dim]`` (and optional ``labels [N]``) to images ``
 ``[-1, 1]`` and exposes ``z_dim``, ``resolution``, ``channels``. Every discriminator maps images (and
 optional labels) to logits ``[N]``. The image-to-image networks of pix2pix and CycleGAN
 (``pix2pix.py``) map images ``[N, C_in, H, W]`` to images ``[N, C_out, H, W]``; their PatchGAN D maps
-images to logit maps ``[N, 1, h, w]``.
+images to logit maps ``[N, 1, h, w]``. The super-resolution generators (``srresnet.py``,
+``rrdbnet.py``) map ``[N, C, h, w]`` to ``[N, C, s*h, s*w]`` in ``[-1, 1]`` space, unclamped; their
+discriminators give logits ``[N]`` (VGG-style) or ``[N, 1, H, W]`` (U-Net).
 """
 
 from ganforge.models.biggan import BigGANDiscriminator, BigGANGenerator
@@ -12,7 +14,9 @@ from ganforge.models.cgan import CGANDiscriminator, CGANGenerator, num_classes_o
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
 from ganforge.models.pix2pix import PatchDiscriminator, ResnetGenerator, UNetGenerator
+from ganforge.models.rrdbnet import RRDBNet, UNetDiscriminatorSN
 from ganforge.models.sngan import SNGANDiscriminator, SNGANGenerator
+from ganforge.models.srresnet import SRResNet, VGGStyleDiscriminator
 from ganforge.models.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
 __all__ = [
@@ -25,12 +29,16 @@ __all__ = [
     "MLPDiscriminator",
     "MLPGenerator",
     "PatchDiscriminator",
+    "RRDBNet",
     "ResnetGenerator",
     "SNGANDiscriminator",
     "SNGANGenerator",
+    "SRResNet",
     "StyleGANDiscriminator",
     "StyleGANGenerator",
+    "UNetDiscriminatorSN",
     "UNetGenerator",
+    "VGGStyleDiscriminator",
     "num_classes_of",
     "sample_per_class",
 ]
