@@ -117,3 +117,55 @@ def load_generator(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module,
     """Rebuild the generator from a checkpoint file; returns ``(G in eval mode, run config)``."""
     ckpt = load_checkpoint(path)
     return generator_from_checkpoint(ckpt, ema), run_config(ckpt)
+
+
+def init_generator_from(generator: torch.nn.Module, path: str | Path) -> None:
+    """Start ``generator`` from the weights in ``path`` (``model.init_generator``): a ganforge checkpoint
+    (its EMA generator) or a file holding the generator's own ``state_dict``. Fails naming the file and
+    the first mismatched tensors when the weights belong to another network or size."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(
+            f"model.init_generator={path} does not exist; point it at a checkpoint of a PSNR-trained run "
+            "(e.g. outputs/train/runs/<date>/checkpoints/last.ckpt)"
+        )
+    if zipfile.is_zipfile(path):
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # damaged file, whatever the unpickler says
+            raise CheckpointError(
+                f"model.init_generator={path} is unreadable ({type(e).__name__}: {e})"
+            ) from e
+    else:
+        raw = load_checkpoint(path)  # raises its own clear error
+    if isinstance(raw, dict) and "state_dict" in raw:
+        prefix = "G_ema."
+        state = {k[len(prefix) :]: v for k, v in raw["state_dict"].items() if k.startswith(prefix)}
+    elif isinstance(raw, dict) and all(isinstance(v, torch.Tensor) for v in raw.values()):
+        state = raw
+    else:
+        state = {}
+    if not state:
+        raise CheckpointError(
+            f"model.init_generator={path} holds no generator weights: expected a ganforge .ckpt or a "
+            "file saved with torch.save(generator.state_dict(), path)"
+        )
+    current = generator.state_dict()
+    missing = [k for k in current if k not in state]
+    reshaped = [k for k in current if k in state and state[k].shape != current[k].shape]
+    unexpected = [k for k in state if k not in current]
+    if missing or reshaped or unexpected:
+        what = []
+        if reshaped:
+            k = reshaped[0]
+            what.append(f"{k} is {list(state[k].shape)} there and {list(current[k].shape)} here")
+        if missing:
+            what.append(f"{len(missing)} tensor(s) missing (e.g. {missing[0]})")
+        if unexpected:
+            what.append(f"{len(unexpected)} unknown tensor(s) (e.g. {unexpected[0]})")
+        raise CheckpointError(
+            f"model.init_generator={path} holds another generator than model.generator builds: "
+            f"{'; '.join(what)}. Use the same generator options (scale, num_feat, num_block, ...) as the run "
+            "that made it"
+        )
+    generator.load_state_dict(state)

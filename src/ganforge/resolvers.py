@@ -1,8 +1,12 @@
 """OmegaConf resolvers used by the configs (registered on import of ``ganforge``)."""
 
+import importlib.util
 import math
+from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from ganforge.errors import ConfigError
 
 
 def sweep_group() -> str:
@@ -14,6 +18,17 @@ def sweep_group() -> str:
         return ""
     hydra_cfg = HydraConfig.get()
     return str(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else ""
+
+
+def package_file(package: str, name: str) -> str:
+    """Path of a data file inside an installed package: ``${package_file:skimage,data/astronaut.png}``."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        pip_name = {"skimage": "scikit-image", "sklearn": "scikit-learn"}.get(package, package)
+        raise ConfigError(
+            f"{name} comes with the package {package}, which is not installed: pip install {pip_name}"
+        )
+    return str(Path(next(iter(spec.submodule_search_locations))) / name)
 
 
 def register() -> None:
@@ -29,3 +44,6 @@ def register() -> None:
     # ${sweep_group:}: the W&B group of a multirun's jobs
     if not OmegaConf.has_resolver("sweep_group"):
         OmegaConf.register_new_resolver("sweep_group", sweep_group)
+    # ${package_file:skimage,data/astronaut.png}: test photos that ship with a package
+    if not OmegaConf.has_resolver("package_file"):
+        OmegaConf.register_new_resolver("package_file", package_file)

@@ -1,7 +1,8 @@
 """Datamodules yielding ``(uint8 image [C, H, W], int64 label or -1)``; see ``base.GANDataModule``.
 
 ``GaussianMixture2DDataModule`` yields float 2-D points instead (mode-collapse benchmark);
-``PairedDataModule`` yields ``(uint8 input [Ca, H, W], uint8 target [Cb, H, W])`` image pairs.
+``PairedDataModule`` yields ``(uint8 input [Ca, H, W], uint8 target [Cb, H, W])`` image pairs;
+``SuperResolutionDataModule`` ``(uint8 LR patch [C, p/s, p/s], uint8 HR patch [C, p, p])``.
 """
 
 from ganforge.data.base import GANDataModule, InMemoryImages
@@ -11,6 +12,7 @@ from ganforge.data.gaussians import GaussianMixture2DDataModule
 from ganforge.data.idx import FashionMNISTDataModule, MNISTDataModule
 from ganforge.data.image_folder import ImageFolderDataModule
 from ganforge.data.paired import PairedDataModule
+from ganforge.data.super_resolution import SuperResolutionDataModule
 
 __all__ = [
     "CIFAR10DataModule",
@@ -22,4 +24,5 @@ __all__ = [
     "InMemoryImages",
     "MNISTDataModule",
     "PairedDataModule",
+    "SuperResolutionDataModule",
 ]

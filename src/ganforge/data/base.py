@@ -8,8 +8,13 @@ training device (cheaper transfers, one place for it); see ``ganforge.images.to_
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
+import tarfile
+import tempfile
+import urllib.request
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,6 +95,25 @@ def find_or_download(
     return find(), "Downloaded, but the expected files are still missing.\n"
 
 
+def download_and_extract(url: str, into: Path) -> None:
+    """Fetch a ``.tar.gz``/``.tgz``/``.zip`` and unpack it into ``into``. Unpacked beside first and moved
+    in whole, so a broken download leaves no half dataset."""
+    into.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=into, prefix=".download-") as tmp:
+        archive, unpacked = Path(tmp) / "archive", Path(tmp) / "unpacked"
+        log.info("downloading %s into %s", url, into)
+        urllib.request.urlretrieve(url, archive)
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(unpacked)
+        else:
+            with tarfile.open(archive) as tar:
+                tar.extractall(unpacked, filter="data")
+        for entry in unpacked.iterdir():
+            if not (into / entry.name).exists():
+                shutil.move(entry, into / entry.name)
+
+
 def torchvision_download(dataset: str, root: Path, **kwargs: Any) -> Callable[[], Any]:
     """A downloader for ``torchvision.datasets.<dataset>`` into ``root`` (only the download is used)."""
 
@@ -120,6 +144,8 @@ class GANDataModule(L.LightningDataModule):
     name = "dataset"
     #: what the items are, checked against what the model's task family trains on
     kind = "images"
+    #: the dataset is indexed by ``(epoch, index)`` (items drawn afresh each epoch, resumably)
+    items_know_epoch = False
 
     def __init__(
         self,
@@ -209,6 +235,7 @@ class GANDataModule(L.LightningDataModule):
             shuffle=self.shuffle,
             num_replicas=world,
             rank=rank,
+            with_epoch=self.items_know_epoch,
         )
         return DataLoader(
             self.dataset,

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import tarfile
-import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -26,7 +23,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ganforge.data import decoded_cache
-from ganforge.data.base import GANDataModule, convert_channels, find_or_download, resize_uint8
+from ganforge.data.base import (
+    GANDataModule,
+    convert_channels,
+    download_and_extract,
+    find_or_download,
+    resize_uint8,
+)
 from ganforge.data.image_folder import (
     CACHE_MODES,
     ON_CORRUPT,
@@ -228,21 +231,6 @@ class LazyPairs(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.pairs.read(i, self.size)
-
-
-def download_and_extract(url: str, into: Path) -> None:
-    """Fetch a ``.tar.gz`` and unpack it into ``into`` (the pix2pix ones unpack to ``<name>/``).
-    Unpacked beside first and moved in whole, so a broken download leaves no half dataset."""
-    into.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=into, prefix=".download-") as tmp:
-        archive, unpacked = Path(tmp) / "archive", Path(tmp) / "unpacked"
-        log.info("downloading %s into %s", url, into)
-        urllib.request.urlretrieve(url, archive)
-        with tarfile.open(archive) as tar:
-            tar.extractall(unpacked, filter="data")
-        for entry in unpacked.iterdir():
-            if not (into / entry.name).exists():
-                shutil.move(entry, into / entry.name)
 
 
 class PairedDataModule(GANDataModule):
@@ -528,6 +516,10 @@ class PairedDataModule(GANDataModule):
             ab = self._decode_all(test, self.test_size)[0]
             self._test[max_n] = (ab[:, : self.input_channels].clone(), ab[:, self.input_channels :].clone())
         return self._test[max_n]
+
+    def grid_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pairs shown in sample grids: the first ``n`` test pairs."""
+        return self.test_pairs(n)
 
     # -- per-batch jitter ---------------------------------------------------------------------------------
     def jitter(self, a: torch.Tensor, b: torch.Tensor, batch_index: int) -> tuple[torch.Tensor, torch.Tensor]:

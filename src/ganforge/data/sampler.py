@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Sampler
 
 
-class ResumableSampler(Sampler[int]):
+class ResumableSampler(Sampler):
     """Per-epoch permutation seeded by ``(seed, epoch)``, sharded over ranks, resumable mid-epoch.
 
     Args:
@@ -24,6 +24,8 @@ class ResumableSampler(Sampler[int]):
         seed: base seed; the permutation of epoch ``e`` depends only on ``(seed, e)``.
         shuffle: shuffle each epoch (else sequential order).
         num_replicas, rank: data-parallel sharding; each rank takes a disjoint strided slice.
+        with_epoch: yield ``(epoch, index)`` instead of ``index``, for datasets whose items are drawn
+            afresh each epoch from ``(seed, epoch, index)`` (super-resolution's random patches).
     """
 
     def __init__(
@@ -35,6 +37,7 @@ class ResumableSampler(Sampler[int]):
         shuffle: bool = True,
         num_replicas: int = 1,
         rank: int = 0,
+        with_epoch: bool = False,
     ) -> None:
         self.length = length
         self.batch_size = batch_size
@@ -43,6 +46,7 @@ class ResumableSampler(Sampler[int]):
         self.shuffle = shuffle
         self.num_replicas = num_replicas
         self.rank = rank
+        self.with_epoch = with_epoch
         if self.batches_per_epoch < 1:
             raise ValueError(f"{length} samples over {num_replicas} ranks give no full batch of {batch_size}")
 
@@ -59,9 +63,10 @@ class ResumableSampler(Sampler[int]):
             order = torch.arange(self.length)
         return order[self.rank :: self.num_replicas][: self.batches_per_epoch * self.batch_size]
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[int | tuple[int, int]]:
         epoch, skip = divmod(self.consumed_batches(), self.batches_per_epoch)
-        return iter(self.epoch_indices(epoch)[skip * self.batch_size :].tolist())
+        indices = self.epoch_indices(epoch)[skip * self.batch_size :].tolist()
+        return iter([(epoch, i) for i in indices] if self.with_epoch else indices)
 
     def __len__(self) -> int:
         # The full epoch, also when resuming: Lightning restores its in-epoch batch counter, so the

@@ -26,6 +26,7 @@ from torch import nn
 
 from ganforge import __version__
 from ganforge.augment import Augment
+from ganforge.checkpoint import init_generator_from
 from ganforge.ema import ema_beta, make_ema, update_ema
 from ganforge.errors import ConfigError
 from ganforge.losses import AdversarialLoss
@@ -120,7 +121,9 @@ class AdversarialModule(L.LightningModule):
 
     Args:
         generator, discriminator: the two sides (a family may hold several networks in each, e.g. an
-            ``nn.ModuleDict``); ``G_ema`` is an averaged copy of the whole G side.
+            ``nn.ModuleDict``); ``G_ema`` is an averaged copy of the whole G side. ``discriminator=None``
+            trains G alone on the family's other terms (SRResNet's PSNR objective): every step is then
+            one G update, and ``loss``, ``optimizer_d`` and ``n_critic`` are not used.
         loss: adversarial objective; also says how many D updates per G update (``n_critic``).
         optimizer_g, optimizer_d: optimizer factories (Hydra ``_partial_``), separate LRs = TTUR.
         scheduler_g, scheduler_d: optional LR scheduler factories, stepped once per own update.
@@ -132,6 +135,9 @@ class AdversarialModule(L.LightningModule):
         augment: differentiable augmentation of everything D sees (DiffAugment, ADA).
         channels_last: keep the networks and image batches in NHWC memory layout (faster convolutions on
             tensor-core GPUs, especially with bf16).
+        init_generator: a checkpoint whose generator starts G (and its EMA copy): a ganforge ``.ckpt``
+            (its EMA generator is taken) or a file of G's own ``state_dict``. ESRGAN starts from a
+            PSNR-trained RRDBNet. Read when the module is built, so a resumed run's state wins.
         compile: ``torch.compile`` the G and D forward passes of the adversarial losses: ``False``,
             ``True`` (default mode) or a dict of ``torch.compile`` arguments, e.g.
             ``{mode: max-autotune-no-cudagraphs}`` or ``{mode: reduce-overhead}`` (CUDA graphs).
@@ -148,10 +154,10 @@ class AdversarialModule(L.LightningModule):
     def __init__(
         self,
         generator: nn.Module,
-        discriminator: nn.Module,
+        discriminator: nn.Module | None,
         loss: AdversarialLoss,
         optimizer_g: OptimizerFactory,
-        optimizer_d: OptimizerFactory,
+        optimizer_d: OptimizerFactory | None,
         scheduler_g: SchedulerFactory | None = None,
         scheduler_d: SchedulerFactory | None = None,
         n_critic: int | None = None,
@@ -163,18 +169,24 @@ class AdversarialModule(L.LightningModule):
         augment: Augment | None = None,
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
+        init_generator: str | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         if not 0.0 <= ema_beta < 1.0:
             raise ConfigError(f"model.ema_beta={ema_beta} must be in [0, 1)")
         check_optimizer("model.optimizer_g", optimizer_g, generator)
-        check_optimizer("model.optimizer_d", optimizer_d, discriminator)
+        if discriminator is not None:
+            if optimizer_d is None:
+                raise ConfigError("model.optimizer_d is null but the model has a discriminator: set it")
+            check_optimizer("model.optimizer_d", optimizer_d, discriminator)
+        if init_generator:
+            init_generator_from(generator, init_generator)
         self.G = generator
         self.D = discriminator
         self.G_ema = make_ema(generator)
         self.loss = loss
-        self.n_critic = n_critic or loss.n_critic
+        self.n_critic = 1 if discriminator is None else n_critic or loss.n_critic
         if self.n_critic < 1:
             raise ConfigError(f"model.n_critic={n_critic} must be >= 1")
         self.regularizers = nn.ModuleDict(dict(regularizers or {}))
@@ -263,14 +275,15 @@ class AdversarialModule(L.LightningModule):
     @contextlib.contextmanager
     def networks_in_eval(self) -> Iterator[None]:
         """G and D in eval mode (the dry runs of ``check_data``), their modes restored after."""
-        was_training = self.G.training, self.D.training
-        self.G.eval()
-        self.D.eval()
+        nets = [net for net in (self.G, self.D) if net is not None]
+        was_training = [net.training for net in nets]
+        for net in nets:
+            net.eval()
         try:
             yield
         finally:
-            self.G.train(was_training[0])
-            self.D.train(was_training[1])
+            for net, mode in zip(nets, was_training, strict=True):
+                net.train(mode)
 
     def d_penalties(
         self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, step: int
@@ -302,7 +315,10 @@ class AdversarialModule(L.LightningModule):
         """Apply the speed options once the module is on its device (Lightning calls this before fit)."""
         if self.memory_format is torch.channels_last:
             for net in (self.G, self.D, self.G_ema):
-                net.to(memory_format=torch.channels_last)
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
+        if self._compile_kwargs is not None and not self._fast and self.D is None:
+            self._fast = {"G": torch.compile(self.G, **self._compile_kwargs)}
         if self._compile_kwargs is not None and not self._fast:
             self._fast = {
                 "G": torch.compile(self.G, **self._compile_kwargs),
@@ -317,17 +333,16 @@ class AdversarialModule(L.LightningModule):
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
-        opt_g = self.hparams.optimizer_g(params=self.g_side().parameters())
-        opt_d = self.hparams.optimizer_d(params=self.d_side().parameters())
+        optimizers = {"g": self.hparams.optimizer_g(params=self.g_side().parameters())}
+        if self.D is not None:
+            optimizers["d"] = self.hparams.optimizer_d(params=self.d_side().parameters())
         schedulers, self._scheduler_owner = [], []
-        for name, factory, opt in (
-            ("g", self.hparams.scheduler_g, opt_g),
-            ("d", self.hparams.scheduler_d, opt_d),
-        ):
+        for name, opt in optimizers.items():
+            factory = self.hparams[f"scheduler_{name}"]
             if factory is not None:
                 schedulers.append({"scheduler": factory(optimizer=opt), "interval": "step"})
                 self._scheduler_owner.append(name)
-        return [opt_g, opt_d], schedulers
+        return list(optimizers.values()), schedulers
 
     def _schedulers(self) -> dict[str, Any]:
         scheds = self.lr_schedulers()
@@ -339,7 +354,6 @@ class AdversarialModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         batch = self.prepare_batch(batch)
-        opt_g, opt_d = self.optimizers()
         schedulers = self._schedulers()
         step = self.global_step  # batches done before this one
         log_now = self.log_due(step + 1)
@@ -348,6 +362,11 @@ class AdversarialModule(L.LightningModule):
             # CUDA graphs (compile mode reduce-overhead) reuse their output memory from here on;
             # nothing computed in earlier steps is read after this point
             torch.compiler.cudagraph_mark_step_begin()
+        if self.D is None:  # G alone: its update is the counted one
+            self._g_update(self.optimizers(), batch, step, schedulers, logs, log_now, counted=True)
+            self._finish_step(logs, log_now)
+            return
+        opt_g, opt_d = self.optimizers()
 
         # Discriminator update (counted: advances global_step).
         if self._d_power_iteration is not None:
@@ -366,22 +385,42 @@ class AdversarialModule(L.LightningModule):
 
         # Generator update (not counted: global_step stays "batches seen").
         if (step + 1) % self.n_critic == 0:
-            g_step = (step + 1) // self.n_critic - 1
-            self.d_side().requires_grad_(False)
-            g_terms = self.g_terms(batch, g_step, logs)
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(sum(g_terms.values()))
-            self.d_side().requires_grad_(True)
-            self._clip(opt_g, self.hparams.grad_clip_g)
-            if log_now:
-                logs["grad_norm/g"] = grad_norm(self.g_side())
-            self.trainer.strategy.optimizer_step(opt_g.optimizer, do_nothing_closure)
-            if "g" in schedulers:
-                schedulers["g"].step()
-            update_ema(self.G_ema, self.G, ema_beta(self.hparams.ema_beta, step, self.hparams.ema_rampup))
-            self.after_ema_update()
-            logs.update({k: v.detach() for k, v in g_terms.items()})
+            self._g_update(opt_g, batch, step, schedulers, logs, log_now, counted=False)
+        self._finish_step(logs, log_now)
 
+    def _g_update(
+        self,
+        opt_g: Any,
+        batch: Any,
+        step: int,
+        schedulers: dict[str, Any],
+        logs: dict[str, torch.Tensor],
+        log_now: bool,
+        counted: bool,
+    ) -> None:
+        """One G update and the EMA after it; ``counted``: it advances ``global_step`` (no D)."""
+        g_step = (step + 1) // self.n_critic - 1
+        if self.D is not None:
+            self.d_side().requires_grad_(False)
+        g_terms = self.g_terms(batch, g_step, logs)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(sum(g_terms.values()))
+        if self.D is not None:
+            self.d_side().requires_grad_(True)
+        self._clip(opt_g, self.hparams.grad_clip_g)
+        if log_now:
+            logs["grad_norm/g"] = grad_norm(self.g_side())
+        if counted:
+            opt_g.step()
+        else:
+            self.trainer.strategy.optimizer_step(opt_g.optimizer, do_nothing_closure)
+        if "g" in schedulers:
+            schedulers["g"].step()
+        update_ema(self.G_ema, self.G, ema_beta(self.hparams.ema_beta, step, self.hparams.ema_rampup))
+        self.after_ema_update()
+        logs.update({k: v.detach() for k, v in g_terms.items()})
+
+    def _finish_step(self, logs: dict[str, torch.Tensor], log_now: bool) -> None:
         self._last_terms.update({k: v for k, v in logs.items() if k.startswith((f"{LOSS_D}_", f"{LOSS_G}_"))})
         if log_now:
             logs = {**self._last_terms, **logs}
@@ -415,7 +454,7 @@ class AdversarialModule(L.LightningModule):
         if not self.log_due(step):
             return
         metrics = {k: float(v) for k, v in logs.items()}
-        for name, opt in zip(("g", "d"), trainer.optimizers, strict=True):
+        for name, opt in zip(("g", "d"), trainer.optimizers, strict=False):
             metrics[f"lr/{name}"] = opt.param_groups[0]["lr"]
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=step)

@@ -3,7 +3,8 @@
 Every batch is ``(input uint8 [N, C_in, H, W], target uint8 [N, C_out, H', W'])``. G minimises the
 adversarial term plus weighted content terms against the ground truth (Pix2Pix: L1 x 100); D judges
 ``(input, image)`` pairs concatenated on channels (a conditional GAN, as Pix2Pix), or the image alone
-(``conditional_d=false``: super-resolution, where input and output sizes differ).
+(``conditional_d=false``: super-resolution, where input and output sizes differ). Without a D
+(``discriminator=null``: SRResNet) G learns from its content terms alone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 from ganforge.augment import Augment
 from ganforge.errors import ConfigError
 from ganforge.images import to_signed_unit
+from ganforge.imresize import imresize
 from ganforge.losses import AdversarialLoss
 from ganforge.regularizers import Regularizer
 from ganforge.tasks.base import LOSS_D, LOSS_G, AdversarialModule, OptimizerFactory, SchedulerFactory
@@ -35,8 +37,9 @@ class PairedModule(AdversarialModule):
             ``out_channels``.
         discriminator: ``[N, C, H', W']`` -> logits (a patch map ``[N, 1, h, w]`` or ``[N]``), where
             ``C = C_in + C_out`` when ``conditional_d`` and ``C_out`` otherwise.
-        content: weighted content losses by name (``ganforge.losses.content``), each logged as
-            ``loss/g_<name>``; Pix2Pix: ``{l1: PixelLoss(weight=100)}``.
+        content: weighted content losses by name (``ganforge.losses.content``, ``.perceptual``), each
+            logged as ``loss/g_<name>``; Pix2Pix: ``{l1: PixelLoss(weight=100)}``; ``None`` values are
+            left out.
         adversarial_weight: weight of the adversarial term in G's objective (0: content losses only, the
             "L1 alone" baseline of the Pix2Pix paper; D is still trained, for its logged losses).
         conditional_d: D sees the input beside the image (Pix2Pix) or the image alone (SRGAN).
@@ -49,17 +52,18 @@ class PairedModule(AdversarialModule):
     data_kinds = ("pairs",)
     data_hint = (
         "Paired models take (input, target) image pairs: data=emoji_styles, openmoji, facades, edges2shoes, "
-        "maps or paired; for unpaired images use a noise -> image model, e.g. model=dcgan"
+        "maps or paired; super-resolution models: data=sr_photos, super_resolution, div2k, set5 or set14; for "
+        "unpaired images use a noise -> image model, e.g. model=dcgan"
     )
     grid_columns = 3  # input | output | target
 
     def __init__(
         self,
         generator: nn.Module,
-        discriminator: nn.Module,
+        discriminator: nn.Module | None,
         loss: AdversarialLoss,
         optimizer_g: OptimizerFactory,
-        optimizer_d: OptimizerFactory,
+        optimizer_d: OptimizerFactory | None,
         scheduler_g: SchedulerFactory | None = None,
         scheduler_d: SchedulerFactory | None = None,
         content: Mapping[str, nn.Module] | None = None,
@@ -75,6 +79,7 @@ class PairedModule(AdversarialModule):
         augment: Augment | None = None,
         channels_last: bool = False,
         compile: bool | Mapping[str, Any] = False,
+        init_generator: str | None = None,
         top_k: Any = None,
     ) -> None:
         if top_k is not None:
@@ -99,6 +104,7 @@ class PairedModule(AdversarialModule):
             augment=augment,
             channels_last=channels_last,
             compile=compile,
+            init_generator=init_generator,
         )
         self.save_hyperparameters(
             ignore=["generator", "discriminator", "loss", "regularizers", "augment", "content", "top_k"],
@@ -106,10 +112,12 @@ class PairedModule(AdversarialModule):
         )
         if adversarial_weight < 0:
             raise ConfigError(f"model.adversarial_weight={adversarial_weight} must be >= 0")
-        self.content = nn.ModuleDict(dict(content or {}))
-        if adversarial_weight == 0 and not self.content:
+        # a term set to null in the config (model.content.pixel=null) is left out
+        self.content = nn.ModuleDict({k: v for k, v in (content or {}).items() if v is not None})
+        if (adversarial_weight == 0 or discriminator is None) and not self.content:
             raise ConfigError(
-                "model.adversarial_weight=0 and no model.content losses: G would have nothing to learn from"
+                "the model has no model.content losses and no adversarial term (model.adversarial_weight=0 "
+                "or model.discriminator=null): G would have nothing to learn from"
             )
         self.adversarial_weight = adversarial_weight
         self.conditional_d = conditional_d
@@ -140,7 +148,8 @@ class PairedModule(AdversarialModule):
                         f"the generator turns {tuple(x.shape[1:])} inputs into {tuple(fake.shape[1:])} "
                         f"images but the targets are {tuple(datamodule.image_shape)}"
                     )
-                self.D(self._d_input(x, fake))
+                if self.D is not None:
+                    self.D(self._d_input(x, fake))
         except RuntimeError as e:  # a channel count the network was not built for
             raise ConfigError(
                 f"the networks cannot take this data ({type(e).__name__}: {e}); check the model's channel "
@@ -150,7 +159,7 @@ class PairedModule(AdversarialModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is not None and self.fixed_input.numel() == 0 and self.num_fixed_samples > 0:
-            inputs, targets = datamodule.test_pairs(self.num_fixed_samples)
+            inputs, targets = datamodule.grid_pairs(self.num_fixed_samples)
             self.fixed_input, self.fixed_target = inputs.to(self.device), targets.to(self.device)
 
     # -- sampling -------------------------------------------------------------------------------
@@ -158,15 +167,15 @@ class PairedModule(AdversarialModule):
     def sample(self, **_: Any) -> torch.Tensor:
         """One row per fixed test pair: input | output | target, in ``[-1, 1]`` (``grid_columns`` = 3)."""
         inputs, targets = self.fixed_input, self.fixed_target
-        outputs = self.G_ema(to_signed_unit(inputs))
+        outputs = self.G_ema(to_signed_unit(inputs)).clamp(-1, 1)  # SR nets are not squashed
         channels = outputs.shape[1]
         rows = [
             as_channels(to_signed_unit(inputs), channels),
             outputs,
             as_channels(to_signed_unit(targets), channels),
         ]
-        if rows[0].shape[-2:] != outputs.shape[-2:]:  # SR: show the input upscaled (nearest) beside it
-            rows[0] = nn.functional.interpolate(rows[0], size=outputs.shape[-2:], mode="nearest")
+        if rows[0].shape[-2:] != outputs.shape[-2:]:  # SR: bicubic | output | ground truth
+            rows[0] = imresize(rows[0].double(), size=tuple(outputs.shape[-2:])).to(outputs.dtype)
         return torch.stack(rows, dim=1).flatten(0, 1)
 
     # -- the two sides' objectives --------------------------------------------------------------
@@ -200,8 +209,9 @@ class PairedModule(AdversarialModule):
     def g_terms(
         self, batch: dict[str, torch.Tensor], g_step: int, logs: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
-        inputs, target, fake = batch["input"], batch["target"], batch["fake"]
-        if self.adversarial_weight > 0:
+        inputs, target = batch["input"], batch["target"]
+        fake = batch["fake"] if "fake" in batch else self.generate(inputs)  # no D step made it
+        if self.adversarial_weight > 0 and self.D is not None:
             fake_logits = self.critic(self._d_input(inputs, fake))
             real_logits = self.critic(self._d_input(inputs, target)) if self.loss.g_needs_real else None
             adversarial = self.adversarial_weight * self.loss.g_loss(fake_logits, real_logits)
