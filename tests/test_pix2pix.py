@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 from ganforge.checkpoint import load_checkpoint
 from ganforge.errors import ConfigError
 from ganforge.train import train
+from ganforge.translate import translate
 
 from .conftest import REPO_ROOT, SHARED_DATASETS
 from .test_train import _assert_same_state, logged
@@ -114,6 +116,8 @@ def test_paired_metrics_in_the_callback_and_eval_py(compose_cfg, tmp_path) -> No
     values = result["metrics"]
     assert 0 < values["metrics/psnr"] < 40 and 0 < values["metrics/ssim"] < 1 and 0 < values["metrics/l1"] < 1
     assert values["metrics/fid"] > 0
+    # pix2pix data has no scale: whole RGB images, the conventions logged beside the values
+    assert values["metrics/protocol/crop_border"] == 0 and values["metrics/protocol/test_y_channel"] == 0
     last = tmp_path / "run/checkpoints/last.ckpt"
     out = tmp_path / "eval.json"
     proc = subprocess.run(
@@ -125,6 +129,7 @@ def test_paired_metrics_in_the_callback_and_eval_py(compose_cfg, tmp_path) -> No
     report = json.loads(out.read_text())
     assert report["results"]["psnr"] == pytest.approx(values["metrics/psnr"])  # same G, same 20 test pairs
     assert report["protocol"]["num_samples"] == 20 and "G(test inputs)" in report["protocol"]["outputs"]
+    assert report["protocol"]["crop_border"] == 0 and report["protocol"]["test_y_channel"] is False
     # metrics of paired data only are refused for a noise model, naming why
     with pytest.raises(ConfigError, match=r"psnr.*need paired data"):
         train(compose_cfg(*metrics, output_dir=tmp_path / "noise"))
@@ -211,6 +216,45 @@ def test_translate_py_writes_outputs_under_the_input_names(compose_cfg, tmp_path
 
     wrong = _cli("generate.py", f"ckpt_path={ckpt}", f"out={tmp_path / 'g.png'}", f"hydra.run.dir={out}")
     assert wrong.returncode == 2 and "use translate.py" in wrong.stderr and "Traceback" not in wrong.stderr
+
+    _check_tiled_translation(ckpt, inputs, tmp_path)
+
+
+def _check_tiled_translation(ckpt: Path, inputs: Path, tmp_path: Path) -> None:
+    """A 128x192 mosaic of emoji on 128-pixel tiles (what the U-Net takes) with 32 pixels of context."""
+    big = tmp_path / "big"
+    big.mkdir()
+    emoji = [np.array(_over_white(inputs / f"{n}.png")) for n in ["1f600", "1f602", "1f60d"]]
+    Image.fromarray(np.concatenate([np.concatenate(emoji, 1), np.concatenate(emoji[::-1], 1)], 0)).save(
+        big / "mosaic.png"
+    )
+    base = {
+        "ckpt_path": str(ckpt), "input": str(big), "target": None, "grid": False, "size": None, "ema": True,
+        "device": "cpu", "tile_overlap": 32,
+    }  # fmt: skip
+    for name, tile in [("whole", None), ("one_tile", 192), ("tiles", 128)]:
+        translate(OmegaConf.create({**base, "tile": tile, "out": str(tmp_path / name)}))
+    whole, one_tile, tiles = (
+        np.array(Image.open(tmp_path / d / "mosaic.png")) for d in ("whole", "one_tile", "tiles")
+    )
+    assert whole.shape == tiles.shape == (128, 192, 3)
+    assert (one_tile == whole).all()  # an image no larger than a tile is run whole
+    assert not (tiles == whole).all()  # the U-Net sees the whole image: tiles change its output
+    proc = _cli(
+        "translate.py", f"ckpt_path={ckpt}", f"input={big}", "tile=128", "tile_overlap=32",
+        f"out={tmp_path / 'cli'}", f"hydra.run.dir={tmp_path / 'cli_run'}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (np.array(Image.open(tmp_path / "cli/mosaic.png")) == tiles).all()
+    bad = _cli(
+        "translate.py",
+        f"ckpt_path={ckpt}",
+        f"input={big}",
+        "tile=64",
+        "tile_overlap=32",
+        f"hydra.run.dir={tmp_path / 'b'}",
+    )
+    assert bad.returncode == 2 and "raise tile above 64 or lower tile_overlap below 32" in bad.stderr
 
 
 def _over_white(path: Path) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: ``python eval.py ckpt_path=... metrics=[fid,kid,is] num_samples=50000``.
 
 Writes ``metrics.json`` with the results and the protocol (extractor and weights, sample counts,
-reference dataset/split/resolution, resize, KID subsets, seed) so numbers can be compared honestly.
+reference dataset/split/resolution, resize, KID subsets, seed; for paired data also PSNR/SSIM's
+``crop_border`` and ``test_y_channel``) so numbers can be compared honestly.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganforge.callbacks.metrics import reference_key
 from ganforge.checkpoint import generator_from_checkpoint, load_checkpoint, run_config
-from ganforge.metrics.evaluate import check_metrics, evaluate_on_data
+from ganforge.metrics.evaluate import (
+    check_feature_tile,
+    check_image_protocol,
+    check_metrics,
+    evaluate_on_data,
+)
 from ganforge.metrics.extractors import build_extractor
 from ganforge.train import CONFIG_DIR
 from ganforge.utils import atomic_write, instantiate, pick_device, run_cli
@@ -27,6 +33,9 @@ log = logging.getLogger("ganforge")
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Load the checkpoint, rebuild its data and EMA generator, score, write JSON; return it."""
     metrics = check_metrics(cfg.metrics, kind=None)
+    crop_border, test_y_channel = cfg.get("crop_border"), cfg.get("test_y_channel")
+    check_image_protocol(crop_border, test_y_channel)
+    feature_tile = check_feature_tile(cfg.get("feature_tile", 128))
     ckpt = load_checkpoint(cfg.ckpt_path)
     run_cfg = run_config(ckpt)
     device = pick_device(str(cfg.device))
@@ -52,6 +61,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         seed=cfg.seed,
         kid_subsets=cfg.kid_subsets,
         kid_subset_size=cfg.kid_subset_size,
+        crop_border=crop_border,
+        test_y_channel=test_y_channel,
+        feature_tile=feature_tile,
     )
     report = {
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),

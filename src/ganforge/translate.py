@@ -3,6 +3,7 @@
 ``python translate.py ckpt_path=... input=<image | folder | .zip> out=<folder>`` writes G's output for every
 input image under the same relative file name (as PNG). ``grid=true`` writes input | output | target
 side by side instead, the target found under the same name in ``target=<folder | .zip>``.
+``tile=N`` runs G on overlapping N x N tiles of a large input and stitches their centres (``tiled``).
 """
 
 from __future__ import annotations
@@ -72,11 +73,82 @@ def save_png(image: torch.Tensor, path: Path) -> None:
         Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(f, format="PNG")
 
 
+def check_tiling(tile: int | None, overlap: int) -> None:
+    """``tile`` (``None`` or input pixels > 0) and ``overlap`` (>= 0) fit together: ``tile > 2 * overlap``."""
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
+        raise ConfigError(f"tile_overlap={overlap!r} must be a whole number of pixels >= 0")
+    if tile is None:
+        return
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile <= 0:
+        raise ConfigError(f"tile={tile!r} must be null (the whole image) or a number of pixels > 0")
+    if tile <= 2 * overlap:
+        raise ConfigError(
+            f"tile={tile} leaves nothing of a tile once tile_overlap={overlap} pixels of context are taken "
+            f"from each side: raise tile above {2 * overlap} or lower tile_overlap below {(tile + 1) // 2}"
+        )
+
+
+def tile_spans(size: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """How one axis of ``size`` pixels is cut: ``(core_start, core_end, window_start, window_end)`` per tile.
+
+    The cores partition ``[0, size)`` into pieces of ``tile - 2 * overlap`` pixels (the last one shorter);
+    each window is ``tile`` pixels (all of the axis if that is shorter) holding its core and at least
+    ``overlap`` pixels beyond it on each side, except at the image's edge. Windows at the edge are moved
+    inwards rather than cut, so every window has the same size. An axis no longer than ``tile`` is one
+    window.
+    """
+    check_tiling(tile, overlap)
+    if size <= tile:
+        return [(0, size, 0, size)]
+    spans = []
+    for start in range(0, size, tile - 2 * overlap):
+        end = min(start + tile - 2 * overlap, size)
+        w0 = min(max(start - overlap, 0), size - tile)
+        spans.append((start, end, w0, w0 + tile))
+    return spans
+
+
+def tiled(generator: nn.Module, image: torch.Tensor, tile: int | None, overlap: int = 16) -> torch.Tensor:
+    """``generator(image)`` for a batch ``[N, C, H, W]`` computed on ``tile`` x ``tile`` windows of it.
+
+    Each window adds ``overlap`` input pixels of context around the part it is kept for (``tile_spans``),
+    and only that part's output is stitched into the result, so for a network whose output pixels see at
+    most ``overlap`` input pixels to each side (its receptive radius) the result equals the untiled one up
+    to float rounding; beyond that radius tiles approximate it. The output is ``scale`` times the input,
+    ``scale`` read from the first window (its output size over its input size); ``tile=None`` or an image
+    no larger than a tile runs the generator once on all of it.
+    """
+    check_tiling(tile, overlap)
+    h, w = image.shape[-2:]
+    if tile is None or (h <= tile and w <= tile):
+        return generator(image)
+    out: torch.Tensor | None = None
+    scale = 1
+    for r0, r1, wr0, wr1 in tile_spans(h, tile, overlap):
+        for c0, c1, wc0, wc1 in tile_spans(w, tile, overlap):
+            y = generator(image[..., wr0:wr1, wc0:wc1])
+            if out is None:
+                scale = y.shape[-1] // (wc1 - wc0)
+                if scale < 1 or y.shape[-2:] != (scale * (wr1 - wr0), scale * (wc1 - wc0)):
+                    raise ConfigError(
+                        f"tiling needs an output a whole multiple of its input in size; G made "
+                        f"{tuple(y.shape[-2:])} from a {wr1 - wr0}x{wc1 - wc0} tile"
+                    )
+                out = y.new_empty(*y.shape[:-2], scale * h, scale * w)
+            out[..., scale * r0 : scale * r1, scale * c0 : scale * c1] = y[
+                ..., scale * (r0 - wr0) : scale * (r1 - wr0), scale * (c0 - wc0) : scale * (c1 - wc0)
+            ]
+    assert out is not None
+    return out
+
+
 @torch.no_grad()
 def translate(cfg: DictConfig) -> dict[str, Any]:
     """Translate every image of ``cfg.input``; returns the written paths."""
     if cfg.grid and not cfg.get("target"):
         raise ConfigError("grid=true shows input | output | target: give target=<folder or .zip> as well")
+    tile, overlap = cfg.get("tile"), cfg.get("tile_overlap", 16)
+    check_tiling(tile, overlap)
     device = pick_device(str(cfg.device))
     G, run_cfg = load_translator(cfg.ckpt_path, ema=cfg.ema)
     G.to(device)
@@ -97,9 +169,10 @@ def translate(cfg: DictConfig) -> dict[str, Any]:
         if cfg.size is not None:
             x = resize_uint8(x, int(cfg.size))
         try:
-            y = to_uint8(G(to_signed_unit(x.to(device)))).cpu()
+            y = to_uint8(tiled(G, to_signed_unit(x.to(device)), tile, overlap)).cpu()
         except ConfigError as e:  # a size the network cannot take: say which file, and the way out
-            raise ConfigError(f"{name}: {e}; or resize every input with size=<pixels>") from None
+            way_out = "size=<pixels>" + ("" if tile is None else ", or choose another tile=<pixels>")
+            raise ConfigError(f"{name}: {e}; or resize every input with {way_out}") from None
         if targets is not None:
             target_name = stems[Path(name).with_suffix("").as_posix()]
             t = resize_uint8(

@@ -9,7 +9,12 @@ from typing import Any
 import lightning as L
 import torch
 
-from ganforge.metrics.evaluate import check_metrics, evaluate_on_data
+from ganforge.metrics.evaluate import (
+    check_feature_tile,
+    check_image_protocol,
+    check_metrics,
+    evaluate_on_data,
+)
 from ganforge.metrics.extractors import FeatureExtractor, build_extractor, check_precision
 from ganforge.rng import preserved_rng
 
@@ -37,6 +42,14 @@ class GenerativeMetrics(L.Callback):
         cache_dir: where reference features are cached.
         batch_size: generation/extraction batch size.
         seed: seed of the evaluation latents (separate from training randomness).
+        crop_border: paired data: pixels cropped at each edge before PSNR/SSIM; ``None`` = the data's
+            default (its ``scale`` for super-resolution data, else 0), ``"scale"`` = the data's scale.
+        test_y_channel: paired data: PSNR/SSIM on the BT.601 Y channel; ``None`` = true for
+            super-resolution data, else false. Both conventions are logged with the values
+            (``metrics/protocol/crop_border``, ``metrics/protocol/test_y_channel`` as 0/1) and kept
+            in ``history``.
+        feature_tile: test images of varying sizes (super-resolution): FID/KID of the outputs' and
+            targets' non-overlapping crops of this many pixels (>= 16).
     """
 
     def __init__(
@@ -53,9 +66,15 @@ class GenerativeMetrics(L.Callback):
         seed: int = 0,
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
+        crop_border: int | str | None = None,
+        test_y_channel: bool | None = None,
+        feature_tile: int = 128,
     ) -> None:
         self.metrics = check_metrics(metrics, kind=None)  # against the data's kind in setup
         check_precision(precision)
+        check_image_protocol(crop_border, test_y_channel)
+        self.crop_border, self.test_y_channel = crop_border, test_y_channel
+        self.feature_tile = check_feature_tile(feature_tile)
         self.every_n_steps = every_n_steps
         self.num_samples = num_samples
         self.num_real = num_real
@@ -114,14 +133,18 @@ class GenerativeMetrics(L.Callback):
                 better = max if name == "is" else min
                 self.best[name] = better(self.best.get(name, value), value)
                 values[f"metrics/{name}_best"] = self.best[name]
+        protocol = {k: out["protocol"][k] for k in ("crop_border", "test_y_channel") if k in out["protocol"]}
+        for key, value in protocol.items():  # the PSNR/SSIM conventions of paired data, beside the values
+            values[f"metrics/protocol/{key}"] = float(value)
         for key, value in values.items():
             trainer.callback_metrics[key] = torch.tensor(value)
         for logger in trainer.loggers:
             logger.log_metrics(values, step=step)
             logger.save()
-        self.history.append({"step": step, **out["results"]})
+        self.history.append({"step": step, **out["results"], **({"protocol": protocol} if protocol else {})})
         scores = ", ".join(f"{k}={v:.6g}" for k, v in out["results"].items())
-        log.info("step %d, %d samples: %s", step, out["protocol"]["num_samples"], scores)
+        conventions = "".join(f", {k}={v}" for k, v in protocol.items())
+        log.info("step %d, %d samples: %s%s", step, out["protocol"]["num_samples"], scores, conventions)
         return values
 
     def _run(self, trainer: L.Trainer, pl_module: Any, datamodule: Any) -> dict[str, Any]:
@@ -141,6 +164,9 @@ class GenerativeMetrics(L.Callback):
             kid_subset_size=self.kid_subset_size,
             world_size=trainer.world_size,
             rank=trainer.global_rank,
+            crop_border=self.crop_border,
+            test_y_channel=self.test_y_channel,
+            feature_tile=self.feature_tile,
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -223,58 +223,189 @@ def evaluate_generator(
     return {"results": results, "protocol": protocol}
 
 
+#: the smallest ``feature_tile``: feature extractors upsample their input, a few pixels say nothing
+MIN_FEATURE_TILE = 16
+
+
+def check_feature_tile(feature_tile: int) -> int:
+    """``feature_tile`` as an int, or a ``ConfigError`` if it is below ``MIN_FEATURE_TILE`` pixels."""
+    if isinstance(feature_tile, bool) or not isinstance(feature_tile, int) or feature_tile < MIN_FEATURE_TILE:
+        raise ConfigError(
+            f"feature_tile={feature_tile!r} must be a whole number of pixels >= {MIN_FEATURE_TILE}: FID/KID "
+            "of variable-size test images score crops of that size (default 128)"
+        )
+    return feature_tile
+
+
+def check_image_protocol(crop_border: int | str | None, test_y_channel: bool | None) -> None:
+    """Config-time check of ``crop_border`` (``null``, ``"scale"`` or pixels >= 0) and ``test_y_channel``
+    (``null`` or a bool); ``image_protocol`` resolves them once the data is known."""
+    if not (
+        crop_border is None
+        or crop_border == "scale"
+        or (isinstance(crop_border, int) and not isinstance(crop_border, bool) and crop_border >= 0)
+    ):
+        raise ConfigError(
+            f"crop_border={crop_border!r} must be null (the data's default), 'scale' or pixels >= 0"
+        )
+    if test_y_channel is not None and not isinstance(test_y_channel, bool):
+        raise ConfigError(
+            f"test_y_channel={test_y_channel!r} must be null (the data's default), true or false"
+        )
+
+
+def image_protocol(
+    datamodule: Any, crop_border: int | str | None = None, test_y_channel: bool | None = None
+) -> dict[str, Any]:
+    """The full-reference metrics' conventions (BasicSR's names) for ``datamodule``'s test pairs.
+
+    Super-resolution data (a datamodule with a ``scale``) defaults to BasicSR's SR protocol: ``scale``
+    pixels cropped at each edge and the BT.601 Y channel; other paired data (pix2pix) to the whole RGB
+    image. ``crop_border="scale"`` asks for the data's scale explicitly. A grey image is its own Y
+    channel (BasicSR converts 3-channel images only).
+    """
+    check_image_protocol(crop_border, test_y_channel)
+    scale = getattr(datamodule, "scale", None)
+    if crop_border is None or crop_border == "scale":
+        if scale is None and crop_border == "scale":
+            raise ConfigError(
+                f"crop_border=scale needs super-resolution data with a scale; {type(datamodule).__name__} "
+                "has none: give the pixels to crop (e.g. crop_border=0)"
+            )
+        crop_border = 0 if scale is None else int(scale)
+    if test_y_channel is None:
+        test_y_channel = scale is not None
+    return {"crop_border": int(crop_border), "test_y_channel": bool(test_y_channel)}
+
+
+def tiles(image: torch.Tensor, size: int) -> torch.Tensor:
+    """The non-overlapping ``size`` x ``size`` crops of ``image [C, H, W]``, row by row from the top left,
+    ``[M, C, size, size]``; the strips at the right and bottom that are narrower than ``size`` are dropped
+    (an image smaller than ``size`` gives none)."""
+    h, w = image.shape[-2] // size, image.shape[-1] // size
+    crops = image[:, : h * size, : w * size].unflatten(1, (h, size)).unflatten(3, (w, size))  # C h s w s
+    return crops.permute(1, 3, 0, 2, 4).reshape(h * w, image.shape[0], size, size)
+
+
 @torch.no_grad()
 def evaluate_translation(
     generator: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
+    inputs: torch.Tensor | Sequence[torch.Tensor],
+    targets: torch.Tensor | Sequence[torch.Tensor],
     extractor: FeatureExtractor | None,
     metrics: Sequence[str],
     batch_size: int = 250,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
     image_options: dict[str, Any] | None = None,
+    feature_tile: int = 128,
 ) -> dict[str, Any]:
     """Score an image -> image generator on test pairs (``uint8``); ``{"results", "protocol"}``.
 
-    FID/KID compare the features of G(test inputs) with those of the test targets (the protocol of CUT
-    and mmagic for pix2pix and CycleGAN); PSNR, SSIM, L1 (and LPIPS) compare each output with its own
-    target and are averaged over the images. ``image_options`` go to the image metrics that take them
-    (``crop_border``, ``y_channel``). The generator runs as it is (callers put it in eval mode).
+    ``inputs`` and ``targets`` are two batches ``[N, C, H, W]`` (paired data, all of one size) or two lists
+    of ``[C, H_i, W_i]`` images (super-resolution test photos, each of its own size). Outputs are measured
+    as they would be saved: ``to_uint8`` (clamped to ``[-1, 1]``, scaled to ``[0, 255]``, rounded).
+
+    PSNR, SSIM, L1 (and LPIPS) compare each output with its own target and are averaged over the images
+    (BasicSR's protocol). ``image_options`` go to the image metrics that take them: ``crop_border`` and
+    ``test_y_channel`` (BasicSR's name; ``y_channel`` is accepted too) for PSNR and SSIM, LPIPS's ``net``
+    and ``weights``. FID/KID compare the features of the outputs with those of the targets (the protocol
+    of CUT and mmagic for pix2pix and CycleGAN); for lists they are the FID/KID of output crops: every
+    output and its target are cut into the same non-overlapping ``feature_tile`` x ``feature_tile``
+    tiles (strips narrower than that dropped) and the two sets of tiles are scored.
+
+    A batch is translated ``batch_size`` images at a time, a list one image at a time (the photos can be
+    large). The generator runs as it is (callers put it in eval mode).
     """
     metrics = check_metrics(metrics, extractor, kind="pairs")
+    options = dict(image_options or {})
+    y_channel = bool(options.pop("test_y_channel", options.pop("y_channel", False)))
+    crop_border = int(options.pop("crop_border", 0))
+    options.update(crop_border=crop_border, y_channel=y_channel)
+    stacked = isinstance(inputs, torch.Tensor)
+    if not stacked:
+        check_feature_tile(feature_tile)
+        if len(inputs) != len(targets):
+            raise ValueError(f"{len(inputs)} test inputs but {len(targets)} targets")
+    if len(inputs) == 0:
+        raise ValueError("no test pairs to score")
+    wanted_features = extractor is not None and any(m in FEATURE_METRICS for m in metrics)
+    image_metrics = [m for m in metrics if m in IMAGE_METRICS]
     device = next(generator.parameters()).device
     start = time.perf_counter()
-    outputs = torch.cat(
-        [to_uint8(generator(to_signed_unit(chunk.to(device)))) for chunk in inputs.split(batch_size)]
-    )
+    if stacked:
+        outputs = torch.cat(
+            [to_uint8(generator(to_signed_unit(chunk.to(device)))) for chunk in inputs.split(batch_size)]
+        )
+        targets = targets.to(device)
+        per_image = {name: _image_metric(name, outputs, targets, options) for name in image_metrics}
+        real_images, fake_images = targets, outputs
+    else:
+        per_image = {name: [] for name in image_metrics}
+        real_tiles, fake_tiles = [], []
+        for i, (x, target) in enumerate(zip(inputs, targets, strict=True)):
+            output = to_uint8(generator(to_signed_unit(x[None].to(device))))
+            target = target[None].to(device)
+            if output.shape != target.shape:
+                raise ValueError(
+                    f"test pair {i}: G's output {tuple(output.shape[1:])} for the input "
+                    f"{tuple(x.shape)} differs from the target {tuple(target.shape[1:])}"
+                )
+            for name in image_metrics:
+                per_image[name].append(_image_metric(name, output, target, options))
+            if wanted_features:
+                fake_tiles.append(tiles(output[0], feature_tile).cpu())
+                real_tiles.append(tiles(target[0], feature_tile).cpu())
+        per_image = {name: torch.cat(values) for name, values in per_image.items()}
+        if wanted_features:
+            real_images, fake_images = torch.cat(real_tiles), torch.cat(fake_tiles)
+            if len(real_images) == 0:
+                raise ConfigError(
+                    f"feature_tile={feature_tile} is larger than every test image: no crops for FID/KID; "
+                    "lower feature_tile"
+                )
     t_translate = time.perf_counter() - start
-    targets = targets.to(device)
     results: dict[str, float] = {}
-    if extractor is not None and any(m in FEATURE_METRICS for m in metrics):
-        real, _ = _features(extractor, targets, batch_size)
-        fake, logits = _features(extractor, outputs, batch_size)
+    if wanted_features:
+        real, _ = _features(extractor, real_images.to(device), batch_size)
+        fake, logits = _features(extractor, fake_images.to(device), batch_size)
         results.update(score(metrics, real, fake, logits, kid_subsets, kid_subset_size))
-    options = dict(image_options or {})
-    for name in metrics:
-        if name in IMAGE_METRICS:
-            fn = IMAGE_METRICS[name]
-            takes = inspect.signature(fn).parameters  # crop_border/y_channel for PSNR and SSIM only
-            results[name] = float(
-                fn(outputs, targets, **{k: v for k, v in options.items() if k in takes}).mean()
-            )
+    for name in image_metrics:
+        results[name] = float(per_image[name].mean())
+    scored = len(fake) if wanted_features else len(inputs)
+    others = {k: v for k, v in options.items() if k not in ("crop_border", "y_channel")}
     protocol = {
         "extractor": extractor.name if extractor is not None else None,
         "weights": extractor.weights_source if extractor is not None else None,
         "num_samples": len(inputs),  # pairs: one output per test input
         "outputs": "G(test inputs) vs test targets",
-        "image_metrics": {"average": "per image, then mean", **options},
-        "kid": {"subsets": kid_subsets, "subset_size": min(kid_subset_size, len(inputs))},
+        # BasicSR's conventions for PSNR/SSIM (see ganforge.metrics.image_quality)
+        "crop_border": crop_border,
+        "test_y_channel": y_channel,
+        "image_metrics": {"average": "per image, then mean", "outputs": "uint8, as saved", **others},
+        "kid": {"subsets": kid_subsets, "subset_size": min(kid_subset_size, scored)},
         "seconds": {"translate": round(t_translate, 3), "total": round(time.perf_counter() - start, 3)},
     }
+    if not stacked:
+        protocol["features"] = (
+            f"FID/KID of output crops: non-overlapping {feature_tile}x{feature_tile} tiles of every output "
+            "and its target"
+        )
+        protocol["feature_tile"] = feature_tile
+        if wanted_features:
+            protocol["feature_tiles"] = scored
     if any(math.isnan(v) for v in results.values()):
         raise FloatingPointError(f"metric computation produced NaN: {results}")
     return {"results": results, "protocol": protocol}
+
+
+def _image_metric(
+    name: str, outputs: torch.Tensor, targets: torch.Tensor, options: dict[str, Any]
+) -> torch.Tensor:
+    """Per-image values of the image metric ``name`` with the options it takes."""
+    fn = IMAGE_METRICS[name]
+    takes = inspect.signature(fn).parameters  # crop_border/y_channel for PSNR and SSIM only
+    return fn(outputs, targets, **{k: v for k, v in options.items() if k in takes}).cpu()
 
 
 def _features(
@@ -303,10 +434,19 @@ def evaluate_on_data(
     image_options: dict[str, Any] | None = None,
     world_size: int = 1,
     rank: int = 0,
+    crop_border: int | str | None = None,
+    test_y_channel: bool | None = None,
+    feature_tile: int = 128,
 ) -> dict[str, Any]:
     """Score ``generator`` the way its data calls for: a noise -> image generator's samples against the
     training images (``evaluate_generator``), an image -> image generator's outputs for the test inputs
-    against their targets (``evaluate_translation``, at most ``num_samples`` pairs)."""
+    against their targets (``evaluate_translation``, at most ``num_samples`` pairs).
+
+    For paired data ``crop_border`` and ``test_y_channel`` are resolved against the data by
+    ``image_protocol`` (``None``: super-resolution data crops its scale and measures Y, other pairs
+    neither) and recorded in the protocol; ``image_options`` adds further metric options (LPIPS's
+    ``net``, ``weights``). ``feature_tile``: the crop size of FID/KID on test images of varying sizes.
+    """
     if getattr(datamodule, "kind", "images") == "pairs":
         inputs, targets = datamodule.test_pairs(num_samples)
         out = evaluate_translation(
@@ -318,7 +458,8 @@ def evaluate_on_data(
             batch_size,
             kid_subsets,
             kid_subset_size,
-            image_options,
+            {**(image_options or {}), **image_protocol(datamodule, crop_border, test_y_channel)},
+            feature_tile=feature_tile,
         )
         out["protocol"]["reference"] = dict(reference)
         return out
