@@ -131,6 +131,12 @@ class PairedModule(AdversarialModule):
     def check_data(self, datamodule: Any) -> None:
         """Fail before training when the networks cannot take the data's channels or sizes."""
         super().check_data(datamodule)
+        g_scale, d_scale = getattr(self.G, "scale", None), getattr(datamodule, "scale", None)
+        if g_scale is not None and d_scale is not None and g_scale != d_scale:
+            raise ConfigError(
+                f"the generator upscales x{g_scale} but data.scale={d_scale}: train a x{d_scale} model "
+                f"(model.generator.scale={d_scale}) or use data.scale={g_scale}"
+            )
         c_in, c_out = datamodule.input_shape[0], datamodule.image_shape[0]
         g_in, g_out = getattr(self.G, "in_channels", c_in), getattr(self.G, "out_channels", c_out)
         if (g_in, g_out) != (c_in, c_out):
