@@ -11,6 +11,7 @@ from ganforge.losses import (
     LeastSquaresLoss,
     MinimaxLoss,
     NonSaturatingLoss,
+    RelativisticAverageLoss,
     WassersteinGPLoss,
     gradient_penalty,
 )
@@ -153,3 +154,47 @@ def test_wgan_weight_clipping() -> None:
     assert critic.weight.abs().max() <= 0.01 and critic.bias.abs().max() <= 0.01
     with pytest.raises(ConfigError):
         WassersteinClipLoss(clip=0)
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_relativistic_average_against_hand_computation() -> None:
+    loss = RelativisticAverageLoss()
+    # mean real = 1, mean fake = 0: real - mean fake = [0, 2], fake - mean real = [-2, 0]
+    # BCE(l, 1) = softplus(-l), BCE(l, 0) = softplus(l); each half weighted 0.5
+    real_rel, fake_rel = [0.0, 2.0], [-2.0, 0.0]
+    d_expected = 0.5 * (mean([softplus(-v) for v in real_rel]) + mean([softplus(v) for v in fake_rel]))
+    g_expected = 0.5 * (mean([softplus(v) for v in real_rel]) + mean([softplus(-v) for v in fake_rel]))
+    assert close(loss.d_loss(REAL, FAKE), d_expected)
+    assert close(loss.g_loss(FAKE, REAL), g_expected)
+    assert loss.g_needs_real and loss.n_critic == 1
+    with pytest.raises(ValueError, match="needs the logits of real data"):
+        loss.g_loss(FAKE)
+
+
+def test_relativistic_average_means_over_the_whole_logit_tensor() -> None:
+    # A patch D: [N, 1, H, W] logits; the averages run over samples and positions alike.
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(3, 1, 4, 4, generator=g), torch.randn(3, 1, 4, 4, generator=g)
+    r, f = real.flatten().tolist(), fake.flatten().tolist()
+    mr, mf = mean(r), mean(f)
+    d_expected = 0.5 * (mean([softplus(-(x - mf)) for x in r]) + mean([softplus(x - mr) for x in f]))
+    assert abs(float(RelativisticAverageLoss().d_loss(real, fake)) - d_expected) < 1e-5
+
+
+def test_relativistic_average_d_prefers_real_above_fake() -> None:
+    loss = RelativisticAverageLoss()
+    high, low = torch.tensor([3.0, 2.0, 4.0]), torch.tensor([-3.0, -1.0, -2.0])
+    assert loss.d_loss(high, low) < loss.d_loss(low, high)
+    assert loss.g_loss(high, low) < loss.g_loss(low, high)  # G wins when its fakes look more real
+
+
+def test_relativistic_average_g_gradients_reach_fake_and_real_logits() -> None:
+    real = torch.tensor([0.5, 1.5, -0.5], requires_grad=True)
+    fake = torch.tensor([-1.0, 0.0, 0.25], requires_grad=True)
+    RelativisticAverageLoss().g_loss(fake, real).backward()
+    assert real.grad is not None and fake.grad is not None
+    # G lowers its loss by raising the fakes' logits and lowering the reals'
+    assert (fake.grad < 0).all() and (real.grad > 0).all()

@@ -14,7 +14,7 @@ from ganforge.tasks import GANModule
 from ganforge.train import train
 
 MODELS = ["mlp_gan", "dcgan"]
-LOSSES = ["bce", "nonsaturating", "hinge", "lsgan", "wgan_gp"]
+LOSSES = ["bce", "nonsaturating", "hinge", "lsgan", "wgan_gp", "ragan"]
 
 pytestmark = pytest.mark.usefixtures("fashion_mnist_available")
 

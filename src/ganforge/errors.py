@@ -18,3 +18,7 @@ class DatasetNotFoundError(GanforgeError):
 
 class CorruptImageError(GanforgeError):
     """An image file could not be decoded."""
+
+
+class PerceptualWeightsNotFoundError(GanforgeError):
+    """No ImageNet weights for the perceptual loss's feature network (nothing is downloaded)."""

@@ -1,1 +1,1 @@
-"""Built-in benchmarks that train through ``ganforge.train.train`` and score the result."""
+"""Built-in benchmarks that train through ``ganforge.train.train`` and score the result, and small probes."""

@@ -156,3 +156,41 @@ class RelativisticPairingLoss(AdversarialLoss):
         if real_logits is None:
             raise ValueError("RelativisticPairingLoss.g_loss needs the logits of real data")
         return F.softplus(real_logits - fake_logits).mean()
+
+
+class RelativisticAverageLoss(AdversarialLoss):
+    """Relativistic average GAN (RaGAN; Jolicoeur-Martineau 2018, the standard form ESRGAN uses).
+
+    D judges whether a real image looks *more real than the average fake* and a fake one *less real
+    than the average real*; G is trained on the symmetric objective, so it gets gradients from the real
+    logits too (``g_needs_real``)::
+
+        D: 0.5 * [BCE(D(x) - mean D(G(z)), 1) + BCE(D(G(z)) - mean D(x), 0)]
+        G: 0.5 * [BCE(D(x) - mean D(G(z)), 0) + BCE(D(G(z)) - mean D(x), 1)]
+
+    with ``BCE`` the mean binary cross-entropy on logits. The 0.5 weights are ESRGAN's/BasicSR's.
+    ``mean`` is over the whole logit tensor of the batch: over samples for a D with one logit per
+    image, and over samples *and* positions for a patch or U-Net D (one logit per patch or pixel).
+    Gradients flow through both means (the paper's form); BasicSR detaches the opposing mean in its
+    D update, which saves memory but drops that part of D's gradient.
+
+    Any family can use it: ``python train.py loss=ragan``.
+    """
+
+    g_needs_real = True
+
+    @staticmethod
+    def _relative(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real - mean fake, fake - mean real): how much more real each side looks than the other."""
+        return real_logits - fake_logits.mean(), fake_logits - real_logits.mean()
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        real_rel, fake_rel = self._relative(real_logits, fake_logits)
+        # BCE(l, 1) = softplus(-l), BCE(l, 0) = softplus(l)
+        return 0.5 * (F.softplus(-real_rel).mean() + F.softplus(fake_rel).mean())
+
+    def g_loss(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
+        if real_logits is None:
+            raise ValueError("RelativisticAverageLoss.g_loss needs the logits of real data")
+        real_rel, fake_rel = self._relative(real_logits, fake_logits)
+        return 0.5 * (F.softplus(real_rel).mean() + F.softplus(-fake_rel).mean())

@@ -46,6 +46,7 @@ from ganforge.data.base import convert_channels, resize_uint8
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.images import to_signed_unit
 from ganforge.precision import fp32_math
+from ganforge.pretrained import hub_checkpoint_path
 from ganforge.utils import save_atomic
 
 log = logging.getLogger("ganforge")
@@ -196,7 +197,7 @@ def torch_fidelity_hub_path() -> Path:
     """Where torch-fidelity's downloader keeps its Inception weights (``$TORCH_HOME/hub/checkpoints``)."""
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(URL_INCEPTION_V3)
+    return hub_checkpoint_path(os.path.basename(URL_INCEPTION_V3))
 
 
 def fid_helper_path() -> Path | None:

@@ -30,6 +30,7 @@ from torch import nn
 
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.images import to_pixel_range
+from ganforge.pretrained import find_torchvision_weights, torchvision_hub_path, torchvision_weights_url
 
 # ITU-R BT.601 luma for RGB in [0, 1] giving Y in [16, 235] (MATLAB rgb2ycbcr, BasicSR, scikit-image)
 BT601_Y = (65.481, 128.553, 24.966)
@@ -128,12 +129,8 @@ def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 # -- LPIPS -------------------------------------------------------------------------------------------
 
-# torchmetrics' net_type -> torchvision architecture and its weights enum (the file LPIPS was trained on)
-LPIPS_BACKBONES = {
-    "alex": ("alexnet", "AlexNet_Weights"),
-    "vgg": ("vgg16", "VGG16_Weights"),
-    "squeeze": ("squeezenet1_1", "SqueezeNet1_1_Weights"),
-}
+# torchmetrics' net_type -> the torchvision architecture whose ImageNet weights LPIPS was trained on
+LPIPS_BACKBONES = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}
 
 
 def _check_net(net: str) -> str:
@@ -144,35 +141,18 @@ def _check_net(net: str) -> str:
 
 def lpips_backbone_url(net: str) -> str:
     """The download URL of torchvision's default ImageNet weights (``IMAGENET1K_V1``) for ``net``."""
-    import torchvision
-
-    return getattr(torchvision.models, LPIPS_BACKBONES[_check_net(net)][1]).DEFAULT.url
+    return torchvision_weights_url(LPIPS_BACKBONES[_check_net(net)])
 
 
 def lpips_hub_path(net: str) -> Path:
     """Where torchvision keeps that download: ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub``)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(lpips_backbone_url(net))
+    return torchvision_hub_path(LPIPS_BACKBONES[_check_net(net)])
 
 
 def lpips_weights_path(net: str = "alex", weights: str | Path | None = None) -> Path:
     """The backbone file to use: ``weights`` if given, else torchvision's hub cache; else the error."""
-    explicit = Path(weights).expanduser() if weights else None
-    hub = lpips_hub_path(net)
-    if explicit is not None and explicit.is_file():
-        return explicit
-    if explicit is None and hub.is_file():
-        return hub
-    looked = [f"weights={explicit} (does not exist)"] if explicit else ["weights= (not set)"]
-    looked += [] if explicit else [f"{hub} (torchvision's download, $TORCH_HOME/hub/checkpoints)"]
-    arch = LPIPS_BACKBONES[net][0]
-    raise LPIPSWeightsNotFoundError(
-        f"LPIPS (net={net!r}) needs torchvision's ImageNet {arch} weights {hub.name}, and nothing is "
-        "downloaded. Looked at:\n  " + "\n  ".join(looked) + "\nTo fix: on a machine with network "
-        f'access, download {lpips_backbone_url(net)} (or run `python -c "import torchvision; '
-        f"torchvision.models.{arch}(weights='DEFAULT')\"`, which puts it in that machine's "
-        f"~/.cache/torch/hub/checkpoints) and copy the file into {hub.parent}, or pass its path as "
-        "weights=<path>"
-    )
+    arch = LPIPS_BACKBONES[_check_net(net)]
+    return find_torchvision_weights(arch, weights, LPIPSWeightsNotFoundError, f"LPIPS (net={net!r})")
 
 
 class LPIPS(nn.Module):
@@ -206,7 +186,7 @@ class LPIPS(nn.Module):
         except Exception as e:
             raise LPIPSWeightsNotFoundError(
                 f"cannot use {path} with torchmetrics' LPIPS layers {lins} ({type(e).__name__}: {e}); "
-                f"give torchvision's {LPIPS_BACKBONES[net][0]} ImageNet state dict "
+                f"give torchvision's {LPIPS_BACKBONES[net]} ImageNet state dict "
                 f"{os.path.basename(lpips_backbone_url(net))}"
             ) from e
         self.requires_grad_(False).eval()
