@@ -15,6 +15,7 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 
 def test_the_presets_are_found() -> None:
     assert {"fashion_mnist_dcgan", "cifar10_sngan", "emoji_pix2pix", "facades_pix2pix"} <= set(EXPERIMENTS)
+    assert {"sr_photos_srresnet", "sr_photos_rrdbnet", "sr_photos_srgan", "sr_photos_esrgan"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -25,7 +26,8 @@ def test_experiment_instantiates(experiment: str, tmp_path) -> None:
     datamodule = instantiate(cfg.data)  # finds nothing yet: setup() reads the files
     model = instantiate(cfg.model, loss=instantiate(cfg.loss))
     optimizers, schedulers = model.configure_optimizers()
-    assert len(optimizers) == 2 and all(s["scheduler"] is not None for s in schedulers)
+    assert len(optimizers) == (1 if model.D is None else 2)  # SRResNet / RRDBNet-PSNR: G alone
+    assert all(s["scheduler"] is not None for s in schedulers)
     assert instantiate_dict(cfg.callbacks, "callback")
     assert type(model).data_kinds and getattr(datamodule, "kind", "images") in type(model).data_kinds
     assert cfg.trainer.max_steps > 0

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import math
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 from ganforge.callbacks.guards import NonFiniteError
@@ -24,9 +28,10 @@ from ganforge.imresize import imresize
 from ganforge.losses.content import PixelLoss
 from ganforge.models import RRDBNet, SRResNet
 from ganforge.train import _model, train
+from ganforge.translate import translate
 from ganforge.utils import instantiate
 
-from .conftest import SHARED_DATASETS
+from .conftest import REPO_ROOT, SHARED_DATASETS
 from .test_train import _assert_same_state, logged
 
 PHOTOS = SHARED_DATASETS / "sr-photos.zip"
@@ -165,6 +170,7 @@ def test_srresnet_trains_without_a_discriminator_and_resumes_exactly(compose_cfg
     assert len(straight["trainer"].optimizers) == 1
     metrics = logged(tmp_path / "a")
     assert len(metrics["loss/g_pixel"]) == 6 and "loss/d" not in metrics
+    assert metrics["loss/g"] == metrics["loss/g_pixel"]  # no adversary: loss/g is the whole objective
     state = load_checkpoint(tmp_path / "a/checkpoints/last.ckpt")["state_dict"]
     assert not any(k.startswith("D.") for k in state)
     grid = Image.open(tmp_path / "a/samples/step_0000006.png")
@@ -183,7 +189,7 @@ def test_the_nan_guard_stops_a_generator_only_run(compose_cfg, tmp_path, monkeyp
         return loss * float("nan") if calls["n"] == 3 else loss
 
     monkeypatch.setattr(PixelLoss, "forward", poisoned)
-    with pytest.raises(NonFiniteError, match=r"diverged: non-finite .*at step 3; last good checkpoint"):
+    with pytest.raises(NonFiniteError, match=r"non-finite loss/g=nan.* at step 3; last good checkpoint"):
         train(compose_cfg(*SR, "trainer.max_steps=6"))
 
 
@@ -255,3 +261,55 @@ def test_gan_recipes_train_every_term_with_the_offline_perceptual_loss(compose_c
     # the frozen feature network is not part of the checkpoint
     state = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")["state_dict"]
     assert not any("perceptual" in k for k in state)
+
+
+def test_metrics_eval_py_and_tiled_translate_py_on_an_sr_checkpoint(compose_cfg, tmp_path) -> None:
+    """The callback and eval.py score whole test photos with BasicSR's protocol (Y, border = scale) and
+    record it; translate.py upscales a photo in tiles that match the untiled output."""
+    metrics = (
+        "callbacks=metrics",
+        "callbacks.metrics.metrics=[psnr,ssim]",
+        "callbacks.metrics.every_n_steps=2",
+    )
+    result = train(compose_cfg(*SR, *metrics, "trainer.max_steps=2"))
+    values = result["metrics"]
+    assert 15 < values["metrics/psnr"] < 40 and 0 < values["metrics/ssim"] < 1
+    assert values["metrics/protocol/crop_border"] == 4 and values["metrics/protocol/test_y_channel"] == 1
+    ckpt = tmp_path / "run/checkpoints/last.ckpt"
+    out = tmp_path / "eval.json"
+    proc = _cli(
+        "eval.py", f"ckpt_path={ckpt}", "metrics=[psnr,ssim]", f"output={out}", f"hydra.run.dir={tmp_path}/e",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["results"]["psnr"] == pytest.approx(values["metrics/psnr"])
+    assert report["protocol"]["crop_border"] == 4 and report["protocol"]["test_y_channel"] is True
+    # translate.py: x4 of a 100x70 photo crop, whole and in 32-pixel tiles with 12 pixels of context
+    photo = tmp_path / "in/photo.png"
+    save_png(butterfly()[:, 30:100, 40:140], photo)
+    base = {
+        "ckpt_path": str(ckpt), "input": str(photo.parent), "target": None, "grid": False, "size": None,
+        "ema": True, "device": "cpu", "tile_overlap": 12,
+    }  # fmt: skip
+    for name, tile in [("whole", None), ("tiles", 32)]:
+        translate(OmegaConf.create({**base, "tile": tile, "out": str(tmp_path / name)}))
+    whole, tiles = (np.array(Image.open(tmp_path / d / "photo.png")).astype(int) for d in ("whole", "tiles"))
+    assert whole.shape == tiles.shape == (280, 400, 3)
+    # a tiny SRResNet sees a few pixels around each: with 12 pixels of context the seams vanish (float
+    # sums in another order may flip a rounding)
+    assert np.abs(whole - tiles).max() <= 1 and (whole == tiles).mean() > 0.999
+    grid = tmp_path / "grid"
+    translate(
+        OmegaConf.create({**base, "tile": None, "grid": True, "target": str(photo.parent), "out": str(grid)})
+    )
+    assert Image.open(grid / "photo.png").size == (3 * 400, 280)  # bicubic | output | target
+
+
+def _cli(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )

@@ -8,6 +8,7 @@ side by side instead, the target found under the same name in ``target=<folder |
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ from ganforge.checkpoint import generator_from_checkpoint, load_checkpoint, run_
 from ganforge.data.base import resize_uint8
 from ganforge.data.image_folder import ImageSource, image_tensor, is_image_file, open_image
 from ganforge.data.paired import WHITE
+from ganforge.data.super_resolution import GREY_MODES
 from ganforge.errors import ConfigError, CorruptImageError, DatasetNotFoundError
 from ganforge.images import to_signed_unit, to_uint8
+from ganforge.imresize import imresize
 from ganforge.tasks.paired import as_channels
 from ganforge.train import CONFIG_DIR
 from ganforge.utils import atomic_write, pick_device, run_cli
@@ -46,8 +49,11 @@ def load_translator(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module
 
 def read_image(data: bytes, channels: int, name: str) -> torch.Tensor:
     """``uint8 [C, H, W]`` at the file's own size, transparency composited over white (as the paired
-    datasets are decoded)."""
+    datasets are decoded). A grey file for an RGB model is repeated to 3 channels, and said so."""
     try:
+        img = Image.open(io.BytesIO(data))
+        if channels == 3 and img.mode in GREY_MODES:
+            log.warning("%s is a grey image; the RGB model gets it as 3 equal channels", name)
         return image_tensor(open_image(data, channels, background=WHITE))
     except Exception as e:  # PIL raises many kinds for damaged files
         raise CorruptImageError(f"cannot read image {name}: {type(e).__name__}: {e}") from e
@@ -178,7 +184,8 @@ def translate(cfg: DictConfig) -> dict[str, Any]:
             t = resize_uint8(
                 read_image(targets[1](target_name), G.out_channels, target_name)[None], y.shape[-2:]
             )
-            shown = nn.functional.interpolate(x, size=y.shape[-2:], mode="nearest")  # SR: input upscaled
+            # SR: bicubic | output | ground truth
+            shown = x if x.shape[-2:] == y.shape[-2:] else imresize(x, size=tuple(y.shape[-2:]))
             y = torch.cat([as_channels(shown, y.shape[1]), y, t], dim=3)
         path = out / Path(name).with_suffix(".png")
         save_png(y[0], path)

@@ -1,4 +1,5 @@
-"""Full-reference image metrics for image-to-image tasks (Pix2Pix, super-resolution): PSNR, SSIM, L1, LPIPS.
+"""Full-reference image metrics for image-to-image tasks (Pix2Pix, super-resolution): PSNR, SSIM, L1, LPIPS,
+and ``inception_l1``, a perceptual distance that runs offline.
 
 Every function takes a batch of outputs and a batch of targets ``[N, C, H, W]``, either ``uint8`` in
 ``[0, 255]`` or float in ``[-1, 1]`` (a generator's tanh range), and returns one float64 value per
@@ -213,9 +214,34 @@ def lpips(
     return _cached_lpips(net, str(path), path.stat().st_mtime_ns).to(x.device)(x, y)
 
 
+@functools.lru_cache(maxsize=1)
+def _inception_l1_loss() -> nn.Module:
+    from ganforge.losses.perceptual import PerceptualLoss  # the metrics' own Inception, found the same way
+
+    return PerceptualLoss(weight=1.0, network="inception", criterion="l1")
+
+
+@torch.no_grad()
+def inception_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """An offline perceptual distance per image (float64 ``[N]``, lower is closer): the mean L1 between
+    the ImageNet Inception's ``Mixed_5d`` features of output and target, the FID network's weights
+    (no download). Not LPIPS: no learned per-channel weights, not calibrated on human judgements; it
+    ranks blur as worse than noise as LPIPS does (``python -m ganforge.benchmarks.perceptual_probe``)."""
+    a, b = (t / 127.5 - 1 for t in _prepare(x, y))
+    a, b = (t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t for t in (a, b))
+    loss = _inception_l1_loss().to(x.device)
+    return torch.stack([loss(a[i : i + 1].float(), b[i : i + 1].float()) for i in range(len(a))]).double()
+
+
 # -- registry ----------------------------------------------------------------------------------------
 
-IMAGE_METRICS: dict[str, Callable[..., torch.Tensor]] = {"psnr": psnr, "ssim": ssim, "l1": l1, "lpips": lpips}
+IMAGE_METRICS: dict[str, Callable[..., torch.Tensor]] = {
+    "psnr": psnr,
+    "ssim": ssim,
+    "l1": l1,
+    "lpips": lpips,
+    "inception_l1": inception_l1,
+}
 
 
 def image_metric(name: str) -> Callable[..., torch.Tensor]:

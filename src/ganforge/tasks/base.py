@@ -403,8 +403,9 @@ class AdversarialModule(L.LightningModule):
         if self.D is not None:
             self.d_side().requires_grad_(False)
         g_terms = self.g_terms(batch, g_step, logs)
+        total = sum(g_terms.values())
         opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(sum(g_terms.values()))
+        self.manual_backward(total)
         if self.D is not None:
             self.d_side().requires_grad_(True)
         self._clip(opt_g, self.hparams.grad_clip_g)
@@ -419,6 +420,8 @@ class AdversarialModule(L.LightningModule):
         update_ema(self.G_ema, self.G, ema_beta(self.hparams.ema_beta, step, self.hparams.ema_rampup))
         self.after_ema_update()
         logs.update({k: v.detach() for k, v in g_terms.items()})
+        if self.D is None:  # no adversary: loss/g (progress bar, NaN guard) is G's whole objective
+            logs[LOSS_G] = total.detach()
 
     def _finish_step(self, logs: dict[str, torch.Tensor], log_now: bool) -> None:
         self._last_terms.update({k: v for k, v in logs.items() if k.startswith((f"{LOSS_D}_", f"{LOSS_G}_"))})
