@@ -313,3 +313,29 @@ def _cli(script: str, *args: str) -> subprocess.CompletedProcess:
         cwd=REPO_ROOT,
         timeout=300,
     )
+
+
+def test_srresnet_ddp_resume_continues_every_rank_exactly(tmp_path) -> None:
+    """Two CPU processes draw disjoint patches; a resumed D-less run ends with the straight weights."""
+    common = [
+        *SR,
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "callbacks.sample_grid.every_n_steps=100",
+        "~callbacks.model_summary",
+    ]
+    runs = {
+        "straight": ["callbacks.model_checkpoint.every_n_train_steps=2"],
+        "resumed": [f"ckpt_path={tmp_path}/straight/checkpoints/step_0000002.ckpt"],
+    }
+    for name, extra in runs.items():
+        proc = _cli("train.py", *common, "trainer.max_steps=4", *extra, f"hydra.run.dir={tmp_path / name}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MEMBER: 2/2" in proc.stderr + proc.stdout
+    straight = load_checkpoint(tmp_path / "straight/checkpoints/last.ckpt")["state_dict"]
+    resumed = load_checkpoint(tmp_path / "resumed/checkpoints/last.ckpt")["state_dict"]
+    assert straight.keys() == resumed.keys()
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key
