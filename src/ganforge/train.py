@@ -177,7 +177,15 @@ def _model(cfg: DictConfig, loss: Any) -> Any:
         model, data = choices.get("model", "?"), choices.get("data", "?")
         kinds = getattr(hydra.utils.get_class(cfg.model._target_), "data_kinds", ())
         with_key = _options("data", lambda conf: key in conf and _kind(conf) in kinds)
-        without = _options("model", lambda conf: f"${{data.{key}}}" not in OmegaConf.to_yaml(conf))
+        data_kind = _kind(cfg.data)
+
+        def fits_data(conf: DictConfig) -> bool:  # trains on this data's kind and does not read the key
+            family = (
+                getattr(hydra.utils.get_class(conf._target_), "data_kinds", ()) if "_target_" in conf else ()
+            )
+            return data_kind in family and f"${{data.{key}}}" not in OmegaConf.to_yaml(conf)
+
+        without = _options("model", fits_data)
         raise ConfigError(
             f"model={model} reads data.{key}, which data={data} lacks: the model needs data that sets it "
             f"(data={with_key}). For data={data} use a model that does not read data.{key} "
@@ -195,10 +203,18 @@ def _options(group: str, fits: Callable[[DictConfig], bool]) -> str:
     options they extend merged in) for which ``fits`` holds."""
     folder = Path(CONFIG_DIR, group)
 
-    def load(name: str) -> DictConfig:
-        conf = OmegaConf.load(folder / f"{name}.yaml")
-        bases = [d for d in conf.pop("defaults", []) if isinstance(d, str) and d != "_self_" and "/" not in d]
-        return OmegaConf.merge(*(load(b) for b in bases), conf) if bases else conf
+    def load(name: str, where: Path = folder) -> DictConfig:
+        conf = OmegaConf.load(where / f"{name}.yaml")
+        bases = []  # same-group bases, and family bases merged here (/task/paired@_here_)
+        for d in conf.pop("defaults", []):
+            if not isinstance(d, str) or d == "_self_" or d.startswith("override"):
+                continue
+            if d.startswith("/") and d.endswith("@_here_"):
+                group, base = d[1 : -len("@_here_")].rsplit("/", 1)
+                bases.append(load(base, Path(CONFIG_DIR, group)))
+            elif "/" not in d:
+                bases.append(load(d, where))
+        return OmegaConf.merge(*bases, conf) if bases else conf
 
     names = sorted(p.stem for p in folder.glob("*.yaml"))
     return ", ".join(n for n in names if fits(load(n))) or "none"
