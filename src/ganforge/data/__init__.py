@@ -2,7 +2,8 @@
 
 ``GaussianMixture2DDataModule`` yields float 2-D points instead (mode-collapse benchmark);
 ``PairedDataModule`` yields ``(uint8 input [Ca, H, W], uint8 target [Cb, H, W])`` image pairs;
-``SuperResolutionDataModule`` ``(uint8 LR patch [C, p/s, p/s], uint8 HR patch [C, p, p])``.
+``SuperResolutionDataModule`` ``(uint8 LR patch [C, p/s, p/s], uint8 HR patch [C, p, p])``;
+``UnpairedDataModule`` ``(uint8 domain-A image [Ca, H, W], uint8 domain-B image [Cb, H, W])``, unpaired.
 """
 
 from ganforge.data.base import GANDataModule, InMemoryImages
@@ -13,6 +14,7 @@ from ganforge.data.idx import FashionMNISTDataModule, MNISTDataModule
 from ganforge.data.image_folder import ImageFolderDataModule
 from ganforge.data.paired import PairedDataModule
 from ganforge.data.super_resolution import SuperResolutionDataModule
+from ganforge.data.unpaired import UnpairedDataModule
 
 __all__ = [
     "CIFAR10DataModule",
@@ -25,4 +27,5 @@ __all__ = [
     "MNISTDataModule",
     "PairedDataModule",
     "SuperResolutionDataModule",
+    "UnpairedDataModule",
 ]
