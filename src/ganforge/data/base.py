@@ -15,7 +15,7 @@ import tempfile
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,6 +74,25 @@ def convert_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
         return (images.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
     raise ConfigError(f"cannot convert {c}-channel images to {channels} channels; use channels=1 or 3")
+
+
+def check_choices(*options: tuple[str, Any, Sequence[Any]]) -> None:
+    """``(key, value, allowed)`` triples: a ``ConfigError`` naming ``data.<key>`` for a value not allowed."""
+    for key, value, allowed in options:
+        if value not in allowed:
+            raise ConfigError(f"data.{key}={value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+def jitter_load_size(resolution: int, load_size: int | None) -> int:
+    """The size images are resized to before a random ``resolution`` crop: ``load_size``, or the pix2pix /
+    CycleGAN ratio ``resolution * 286 / 256`` when ``None``; never smaller than the crop."""
+    size = round(resolution * 286 / 256) if load_size is None else load_size
+    if size < resolution:
+        raise ConfigError(
+            f"data.load_size={size} < data.resolution={resolution}: the random crop is larger than the "
+            "image; use load_size >= resolution (null: resolution * 286 / 256)"
+        )
+    return size
 
 
 def find_or_download(

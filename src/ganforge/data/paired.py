@@ -25,9 +25,11 @@ from torch.utils.data import Dataset
 from ganforge.data import decoded_cache
 from ganforge.data.base import (
     GANDataModule,
+    check_choices,
     convert_channels,
     download_and_extract,
     find_or_download,
+    jitter_load_size,
     resize_uint8,
 )
 from ganforge.data.image_folder import (
@@ -289,21 +291,14 @@ class PairedDataModule(GANDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(resolution=resolution, channels=channels, **kwargs)
-        for key, value, allowed in (
+        check_choices(
             ("layout", layout, LAYOUTS),
             ("direction", direction, DIRECTIONS),
             ("cache", cache, CACHE_MODES),
             ("on_corrupt", on_corrupt, ON_CORRUPT),
             ("input_channels", input_channels, (1, 3)),
-        ):
-            if value not in allowed:
-                raise ConfigError(f"data.{key}={value!r} is not one of {', '.join(map(str, allowed))}")
-        self.load_size = round(resolution * 286 / 256) if load_size is None else load_size
-        if self.load_size < resolution:
-            raise ConfigError(
-                f"data.load_size={self.load_size} < data.resolution={resolution}: the crop is larger than "
-                "the image; use load_size >= resolution (null: resolution * 286 / 256)"
-            )
+        )
+        self.load_size = jitter_load_size(resolution, load_size)
         if test_size == "resolution":
             test_size = resolution
         if test_size is not None and (not isinstance(test_size, int) or test_size < 4):

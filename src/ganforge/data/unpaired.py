@@ -32,7 +32,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ganforge.data import decoded_cache
-from ganforge.data.base import GANDataModule, download_and_extract, find_or_download
+from ganforge.data.base import (
+    GANDataModule,
+    check_choices,
+    download_and_extract,
+    find_or_download,
+    jitter_load_size,
+)
 from ganforge.data.image_folder import CACHE_MODES, IMAGE_EXTENSIONS, ON_CORRUPT, ImageSource, is_image_file
 from ganforge.data.paired import WHITE, _fit, _read, _try_all, decode_rgb, stem
 from ganforge.errors import ConfigError, CorruptImageError, DatasetNotFoundError
@@ -259,20 +265,13 @@ class UnpairedDataModule(GANDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(resolution=resolution, channels=channels, max_samples=max_samples, **kwargs)
-        for key, value, allowed in (
+        check_choices(
             ("split", split, SPLITS),
             ("cache", cache, CACHE_MODES),
             ("on_corrupt", on_corrupt, ON_CORRUPT),
             ("input_channels", input_channels, (1, 3)),
-        ):
-            if value not in allowed:
-                raise ConfigError(f"data.{key}={value!r} is not one of {', '.join(map(str, allowed))}")
-        self.load_size = round(resolution * 286 / 256) if load_size is None else load_size
-        if self.load_size < resolution:
-            raise ConfigError(
-                f"data.load_size={self.load_size} < data.resolution={resolution}: the random crop is larger "
-                "than the image; use load_size >= resolution (null: resolution * 286 / 256)"
-            )
+        )
+        self.load_size = jitter_load_size(resolution, load_size)
         if holdout_every is not None and holdout_every < 0:
             raise ConfigError(f"data.holdout_every={holdout_every} must be >= 0 (0 or null: no test set)")
         dirs = {"a_dir": a_dir, "b_dir": b_dir, "test_a_dir": test_a_dir, "test_b_dir": test_b_dir}
