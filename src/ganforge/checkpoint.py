@@ -10,7 +10,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import ConfigError, GanforgeError
 
 
 class CheckpointError(GanforgeError):
@@ -104,13 +104,46 @@ def run_config(ckpt: dict[str, Any]) -> DictConfig:
     return OmegaConf.create(cfg)
 
 
-def generator_from_checkpoint(ckpt: dict[str, Any], ema: bool = True) -> torch.nn.Module:
-    """The (EMA) generator of a loaded checkpoint, rebuilt from its run config, in eval mode."""
-    generator = hydra.utils.instantiate(run_config(ckpt).model.generator)
+def generator_from_checkpoint(
+    ckpt: dict[str, Any], ema: bool = True, direction: str | None = None
+) -> torch.nn.Module:
+    """The (EMA) generator side of a loaded checkpoint, rebuilt from its run config, in eval mode.
+
+    A family whose G side holds several networks says how to build it (its class's ``generator_side``;
+    CycleGAN: ``nn.ModuleDict`` ``{"AB": G_AB, "BA": G_BA}``); ``direction`` (``"AtoB"`` | ``"BtoA"``) picks
+    one of CycleGAN's two. Other checkpoints have one generator, which is ``AtoB``.
+    """
+    model_cfg = run_config(ckpt).model
+    build = getattr(_family(model_cfg), "generator_side", None)
+    generator = build(model_cfg) if build is not None else hydra.utils.instantiate(model_cfg.generator)
     prefix = "G_ema." if ema else "G."
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     generator.load_state_dict(state)
-    return generator.eval().requires_grad_(False)
+    generator = generator.eval().requires_grad_(False)
+    if direction is None:
+        return generator
+    directions = {"AtoB": "AB", "BtoA": "BA"}
+    if direction not in directions:
+        raise ConfigError(f"direction={direction} is not one of AtoB, BtoA")
+    if isinstance(generator, torch.nn.ModuleDict):
+        return generator[directions[direction]]
+    if direction == "BtoA":
+        raise ConfigError(
+            "direction=BtoA: only unpaired (CycleGAN) checkpoints have a BtoA generator; this one has one "
+            f"generator ({type(generator).__name__}): use direction=AtoB"
+        )
+    return generator
+
+
+def _family(model_cfg: Any) -> type | None:
+    """The task-family class a run config's ``model`` node builds (``None`` when it cannot be imported)."""
+    target = model_cfg.get("_target_") if hasattr(model_cfg, "get") else None
+    if not target:
+        return None
+    try:
+        return hydra.utils.get_class(target)
+    except Exception:  # an old or foreign checkpoint: its generator config is all there is
+        return None
 
 
 def load_generator(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, DictConfig]:

@@ -1,9 +1,10 @@
-"""Translate images with an image -> image checkpoint (Pix2Pix, SR, ...):
+"""Translate images with an image -> image checkpoint (Pix2Pix, SR, CycleGAN, ...):
 
 ``python translate.py ckpt_path=... input=<image | folder | .zip> out=<folder>`` writes G's output for every
 input image under the same relative file name (as PNG). ``grid=true`` writes input | output | target
 side by side instead, the target found under the same name in ``target=<folder | .zip>``.
 ``tile=N`` runs G on overlapping N x N tiles of a large input and stitches their centres (``tiled``).
+``direction=BtoA`` translates with a CycleGAN checkpoint's second generator (B -> A).
 """
 
 from __future__ import annotations
@@ -34,11 +35,14 @@ from ganforge.utils import atomic_write, pick_device, run_cli
 log = logging.getLogger("ganforge")
 
 
-def load_translator(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, DictConfig]:
+def load_translator(
+    path: str | Path, ema: bool = True, direction: str = "AtoB"
+) -> tuple[torch.nn.Module, DictConfig]:
     """The (EMA) generator of an image -> image checkpoint in eval mode, and its run config; a noise
-    -> image checkpoint is an error that points to ``generate.py``."""
+    -> image checkpoint is an error that points to ``generate.py``. ``direction``: ``AtoB`` (the
+    generator of every image -> image checkpoint) or ``BtoA`` (CycleGAN's ``G_BA``; an error for others)."""
     ckpt = load_checkpoint(path)
-    G = generator_from_checkpoint(ckpt, ema)
+    G = generator_from_checkpoint(ckpt, ema, direction=direction)
     if not hasattr(G, "in_channels"):
         raise ConfigError(
             f"{path} holds a noise -> image generator ({type(G).__name__}), which makes images from "
@@ -156,7 +160,8 @@ def translate(cfg: DictConfig) -> dict[str, Any]:
     tile, overlap = cfg.get("tile"), cfg.get("tile_overlap", 16)
     check_tiling(tile, overlap)
     device = pick_device(str(cfg.device))
-    G, run_cfg = load_translator(cfg.ckpt_path, ema=cfg.ema)
+    direction = cfg.get("direction", "AtoB")
+    G, run_cfg = load_translator(cfg.ckpt_path, ema=cfg.ema, direction=direction)
     G.to(device)
     names, read = image_files(cfg.input)
     targets = image_files(cfg.target) if cfg.grid else None
@@ -191,7 +196,7 @@ def translate(cfg: DictConfig) -> dict[str, Any]:
         save_png(y[0], path)
         written.append(str(path))
     log.info("translated %d image(s) of %s -> %s", len(written), cfg.input, out)
-    return {"generator": run_cfg.model.generator._target_, "images": written}
+    return {"generator": run_cfg.model.generator._target_, "direction": direction, "images": written}
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="translate")

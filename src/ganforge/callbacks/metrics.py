@@ -11,6 +11,7 @@ import torch
 
 from ganforge.metrics.evaluate import (
     check_feature_tile,
+    check_ground_truth,
     check_image_protocol,
     check_metrics,
     evaluate_on_data,
@@ -26,7 +27,8 @@ class GenerativeMetrics(L.Callback):
     """Every ``every_n_steps`` steps and at the end of training, score the EMA generator.
 
     Values go to every logger as ``metrics/<name>`` (``metrics/fid``, ``metrics/kid``, ``metrics/is``;
-    ``metrics/precision`` and ``metrics/recall`` for ``prc``), FID, KID and IS also as
+    ``metrics/precision`` and ``metrics/recall`` for ``prc``; for unpaired translation also per direction,
+    ``metrics/fid_ab``, ``metrics/fid_ba``, ..., where ``metrics/fid`` is ``fid_ab``), FID, KID and IS also as
     ``metrics/<name>_best``, and into ``trainer.callback_metrics`` so that
     ``ModelCheckpoint(monitor="metrics/fid", mode="min")`` keeps the best generator. Real features
     are computed once per (dataset, split, resolution, count, extractor) and cached on disk.
@@ -101,6 +103,7 @@ class GenerativeMetrics(L.Callback):
                 config_prefix=CONFIG_PREFIX,
             )
             check_metrics(self.metrics, self.extractor, kind=getattr(trainer.datamodule, "kind", "images"))
+            check_ground_truth(self.metrics, trainer.datamodule)  # unpaired data: PSNR needs ground truth
             log.info(
                 "Metrics %s with extractor %s (%s)",
                 self.metrics,

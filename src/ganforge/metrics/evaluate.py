@@ -41,13 +41,15 @@ def check_metrics(
     before any work starts.
 
     Feature metrics (FID, KID, IS, precision/recall) score every task; full-reference image metrics
-    (PSNR, SSIM, L1, LPIPS) need a ground truth per output, so only paired tasks have them.
+    (PSNR, SSIM, L1, LPIPS) need a ground truth per output, so only paired tasks have them, and unpaired
+    (two-domain) data whose test sets have one (``check_ground_truth``).
     """
-    valid = [*FEATURE_METRICS, *(IMAGE_METRICS if kind in ("pairs", None) else ())]
+    with_truth = kind in ("pairs", "unpaired", None)
+    valid = [*FEATURE_METRICS, *(IMAGE_METRICS if with_truth else ())]
     names = [m.lower() for m in metrics]
     unknown = [m for m in names if m not in valid]
     if unknown or not names:
-        extra = "" if kind in ("pairs", None) else f" ({', '.join(IMAGE_METRICS)} need paired data)"
+        extra = "" if with_truth else f" ({', '.join(IMAGE_METRICS)} need paired data)"
         raise ConfigError(f"metrics {unknown or '[]'} not understood; choose from {', '.join(valid)}{extra}")
     if extractor is not None and "is" in names:
         require_logits(extractor)
@@ -291,7 +293,7 @@ def tiles(image: torch.Tensor, size: int) -> torch.Tensor:
 def evaluate_translation(
     generator: nn.Module,
     inputs: torch.Tensor | Sequence[torch.Tensor],
-    targets: torch.Tensor | Sequence[torch.Tensor],
+    targets: torch.Tensor | Sequence[torch.Tensor] | None,
     extractor: FeatureExtractor | None,
     metrics: Sequence[str],
     batch_size: int = 250,
@@ -299,6 +301,7 @@ def evaluate_translation(
     kid_subset_size: int = 1000,
     image_options: dict[str, Any] | None = None,
     feature_tile: int = 128,
+    feature_targets: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Score an image -> image generator on test pairs (``uint8``); ``{"results", "protocol"}``.
 
@@ -314,6 +317,10 @@ def evaluate_translation(
     output and its target are cut into the same non-overlapping ``feature_tile`` x ``feature_tile``
     tiles (strips narrower than that dropped) and the two sets of tiles are scored.
 
+    Unpaired translation (CycleGAN) scores the outputs' features against another set of real images,
+    ``feature_targets`` (a batch of any size: test B for ``G_AB(test A)``); ``targets`` are then the
+    ground truth of the image metrics, or ``None`` when none are asked for.
+
     A batch is translated ``batch_size`` images at a time, a list one image at a time (the photos can be
     large). The generator runs as it is (callers put it in eval mode).
     """
@@ -323,6 +330,11 @@ def evaluate_translation(
     crop_border = int(options.pop("crop_border", 0))
     options.update(crop_border=crop_border, y_channel=y_channel)
     stacked = isinstance(inputs, torch.Tensor)
+    image_metrics = [m for m in metrics if m in IMAGE_METRICS]
+    if targets is None and (image_metrics or feature_targets is None or not stacked):
+        raise ValueError(f"no targets for {image_metrics or 'FID/KID'}")
+    if feature_targets is not None and not stacked:
+        raise ValueError("feature_targets go with a batch of inputs, not a list")
     if not stacked:
         check_feature_tile(feature_tile)
         if len(inputs) != len(targets):
@@ -330,16 +342,16 @@ def evaluate_translation(
     if len(inputs) == 0:
         raise ValueError("no test pairs to score")
     wanted_features = extractor is not None and any(m in FEATURE_METRICS for m in metrics)
-    image_metrics = [m for m in metrics if m in IMAGE_METRICS]
-    device = next(generator.parameters()).device
+    device = device_of(generator)
     start = time.perf_counter()
     if stacked:
         outputs = torch.cat(
             [to_uint8(generator(to_signed_unit(chunk.to(device)))) for chunk in inputs.split(batch_size)]
         )
-        targets = targets.to(device)
+        if targets is not None:
+            targets = targets.to(device)
         per_image = {name: _image_metric(name, outputs, targets, options) for name in image_metrics}
-        real_images, fake_images = targets, outputs
+        real_images, fake_images = (targets if feature_targets is None else feature_targets), outputs
     else:
         per_image = {name: [] for name in image_metrics}
         real_tiles, fake_tiles = [], []
@@ -399,6 +411,22 @@ def evaluate_translation(
     return {"results": results, "protocol": protocol}
 
 
+def device_of(generator: nn.Module) -> torch.device:
+    """Where ``generator`` runs: its first parameter's (or buffer's) device; the CPU when it has none."""
+    for tensor in (*generator.parameters(), *generator.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+class Unchanged(nn.Module):
+    """The "do nothing" translator: every output is its input. Scored by ``evaluate_on_data`` as
+    ``{"AB": Unchanged(), "BA": Unchanged()}`` it gives the baseline of unpaired translation, FID/KID of
+    test A against test B (and back)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 def _image_metric(
     name: str, outputs: torch.Tensor, targets: torch.Tensor, options: dict[str, Any]
 ) -> torch.Tensor:
@@ -416,6 +444,85 @@ def _features(
         out = extractor(chunk)
         bank.update(out["features"], out.get("logits"))
     return bank.compute()
+
+
+def check_ground_truth(metrics: Sequence[str], datamodule: Any) -> None:
+    """Image metrics (PSNR, SSIM, L1, LPIPS) asked for on unpaired data whose test sets have no ground
+    truth fail here, before training or evaluation starts."""
+    wanted = [m for m in metrics if m in IMAGE_METRICS]
+    if not wanted or getattr(datamodule, "kind", "images") != "unpaired":
+        return
+    if all(t is None for t in datamodule.test_ground_truth(1)):
+        raise ConfigError(
+            f"metrics {wanted} compare each output with its ground truth, but the test sets of "
+            f"{getattr(datamodule, 'name', type(datamodule).__name__)} have none (unpaired images): "
+            "use fid and kid"
+        )
+
+
+def evaluate_unpaired(
+    generators: Any,
+    datamodule: Any,
+    extractor: FeatureExtractor | None,
+    metrics: Sequence[str],
+    num_samples: int | None,
+    batch_size: int = 250,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    image_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score both generators of an unpaired translation model (``generators["AB"]``, ``["BA"]``: CycleGAN's
+    G side) on the data's test sets, at most ``num_samples`` images of each.
+
+    FID/KID of ``G_AB(test A)`` against test B and of ``G_BA(test B)`` against test A (the protocol of CUT
+    and mmagic), as ``fid_ab``, ``fid_ba``, ``kid_ab``, ...; where the data has ground truth for a test set
+    (``test_ground_truth``: the emoji styles' same-named image in the other style), PSNR/SSIM/L1 against it
+    as ``psnr_ab``, ``psnr_ba``, ... The keys without a suffix (``fid``, ``kid``, ``psnr``, ...) are the
+    A -> B direction's: what the training callback logs as ``metrics/fid`` and keeps the best checkpoint
+    by. ``{"AB": Unchanged(), "BA": Unchanged()}`` gives the "do nothing" baseline.
+    """
+    check_ground_truth(metrics, datamodule)
+    test_a, test_b = datamodule.test_sets(num_samples)
+    truth_b, truth_a = datamodule.test_ground_truth(num_samples)
+    image_metrics = [m for m in metrics if m in IMAGE_METRICS]
+    results: dict[str, float] = {}
+    directions: dict[str, Any] = {}
+    for key, inputs, reals, truth in (("ab", test_a, test_b, truth_b), ("ba", test_b, test_a, truth_a)):
+        asked = [m for m in metrics if m not in IMAGE_METRICS or truth is not None]
+        if not asked:  # image metrics only, and no ground truth for this direction
+            continue
+        out = evaluate_translation(
+            generators[key.upper()],
+            inputs,
+            truth if truth is not None and image_metrics else None,
+            extractor,
+            asked,
+            batch_size,
+            kid_subsets,
+            kid_subset_size,
+            image_options,
+            feature_targets=reals,
+        )
+        results.update({f"{name}_{key}": value for name, value in out["results"].items()})
+        if key == "ab":
+            results.update(out["results"])
+        src, dst = key.upper()
+        against_truth = truth is not None and image_metrics
+        out["protocol"]["outputs"] = f"G_{src}{dst}(test {src}) vs test {dst} (FID/KID)" + (
+            f"; vs the ground truth of test {src} (image metrics)" if against_truth else ""
+        )
+        out["protocol"]["num_real"] = len(reals)
+        directions[f"{src}to{dst}"] = out["protocol"]
+    first = next(iter(directions.values()))
+    protocol = {
+        **{k: v for k, v in first.items() if k not in ("outputs", "num_real", "seconds")},
+        "outputs": "; ".join(p["outputs"] for p in directions.values()),
+        "num_samples": len(test_a),
+        "num_samples_b": len(test_b),
+        "keys": "<metric>_ab: A -> B, <metric>_ba: B -> A; <metric> (no suffix) = <metric>_ab",
+        "directions": directions,
+    }
+    return {"results": results, "protocol": protocol}
 
 
 def evaluate_on_data(
@@ -446,7 +553,24 @@ def evaluate_on_data(
     ``image_protocol`` (``None``: super-resolution data crops its scale and measures Y, other pairs
     neither) and recorded in the protocol; ``image_options`` adds further metric options (LPIPS's
     ``net``, ``weights``). ``feature_tile``: the crop size of FID/KID on test images of varying sizes.
+
+    Unpaired (two-domain) data scores both generators of ``generator`` (an ``nn.ModuleDict`` ``{"AB",
+    "BA"}``, CycleGAN's G side) with ``evaluate_unpaired``.
     """
+    if getattr(datamodule, "kind", "images") == "unpaired":
+        out = evaluate_unpaired(
+            generator,
+            datamodule,
+            extractor,
+            metrics,
+            num_samples,
+            batch_size,
+            kid_subsets,
+            kid_subset_size,
+            {**(image_options or {}), **image_protocol(datamodule, crop_border, test_y_channel)},
+        )
+        out["protocol"]["reference"] = dict(reference)
+        return out
     if getattr(datamodule, "kind", "images") == "pairs":
         inputs, targets = datamodule.test_pairs(num_samples)
         out = evaluate_translation(

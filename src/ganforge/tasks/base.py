@@ -231,29 +231,37 @@ class AdversarialModule(L.LightningModule):
             )
 
     # -- shared helpers for families ----------------------------------------------------------------
-    def critic(self, x: torch.Tensor, *args: Any, eager: bool = False) -> torch.Tensor:
+    def critic(
+        self, x: torch.Tensor, *args: Any, eager: bool = False, net: str | None = None
+    ) -> torch.Tensor:
         """D on augmented (DiffAugment/ADA) input; ``eager`` bypasses ``torch.compile`` (penalties that
-        differentiate D's gradient)."""
+        differentiate D's gradient). ``net``: the named network of a D side that holds several
+        (``nn.ModuleDict``, e.g. CycleGAN's ``"A"`` and ``"B"``); ``None``: D itself."""
         if self.augment is not None:
             x = self.augment(x)
-        return (self.D if eager else self._fast.get("D", self.D))(x, *args)
+        d = self.D if net is None else self.D[net]
+        return (d if eager else self._fast.get("D" if net is None else f"D.{net}", d))(x, *args)
 
-    def generate(self, *inputs: Any) -> torch.Tensor:
-        """Training-time ``G(*inputs)``, compiled when ``compile`` is on."""
-        return self._fast.get("G", self.G)(*inputs)
+    def generate(self, *inputs: Any, net: str | None = None) -> torch.Tensor:
+        """Training-time ``G(*inputs)``, compiled when ``compile`` is on; ``net`` names one network of
+        a G side that holds several (``nn.ModuleDict``)."""
+        g = self.G if net is None else self.G[net]
+        return self._fast.get("G" if net is None else f"G.{net}", g)(*inputs)
 
     def score_real_fake(
-        self, real: torch.Tensor, fake: torch.Tensor, *args: Any
+        self, real: torch.Tensor, fake: torch.Tensor, *args: Any, net: str | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """D's logits on the real and the fake batch (``args``: D's other inputs, e.g. labels).
+        """D's logits on the real and the fake batch (``args``: D's other inputs, e.g. labels; ``net``:
+        as for ``critic``).
 
         A compiled D that treats samples independently scores both in one call (half the launches);
         batch norm or minibatch std would see a mixed batch, so those Ds get two.
         """
+        named = {} if net is None else {"net": net}  # a family's own critic may take no net
         if self._joint_d:
             both = [a if a is None else torch.cat([a, a]) for a in args]
-            return self.critic(torch.cat([real, fake]), *both).chunk(2)
-        return self.critic(real, *args), self.critic(fake, *args)
+            return self.critic(torch.cat([real, fake]), *both, **named).chunk(2)
+        return self.critic(real, *args, **named), self.critic(fake, *args, **named)
 
     def observe_d(
         self, real_logits: torch.Tensor, fake_logits: torch.Tensor, step: int, logs: dict[str, torch.Tensor]
@@ -318,18 +326,23 @@ class AdversarialModule(L.LightningModule):
                 if net is not None:
                     net.to(memory_format=torch.channels_last)
         if self._compile_kwargs is not None and not self._fast and self.D is None:
-            self._fast = {"G": torch.compile(self.G, **self._compile_kwargs)}
+            self._fast = self._compiled("G", self.G)
         if self._compile_kwargs is not None and not self._fast:
-            self._fast = {
-                "G": torch.compile(self.G, **self._compile_kwargs),
-                "D": torch.compile(self.D, **self._compile_kwargs),
-            }
+            self._fast = {**self._compiled("G", self.G), **self._compiled("D", self.D)}
             # D runs twice (real, fake) before one backward: its power iteration must stay eager
             self._d_power_iteration = SpectralNormStep(self.D) or None
             # Compiled steps are bound by kernel launches: a D that treats samples independently
             # scores real and fake in one call (half the launches); batch norm or minibatch-std
             # would see a mixed batch, so those Ds keep two.
             self._joint_d = not couples_samples(self.D)
+
+    def _compiled(self, side: str, net: nn.Module) -> dict[str, Callable[..., torch.Tensor]]:
+        """Compiled views of a side by ``_fast`` key: ``"G"`` / ``"D"``, or ``"G.<name>"`` for each network
+        of a side that holds several (``nn.ModuleDict``: ``generate(net=...)``, ``critic(net=...)``)."""
+        assert self._compile_kwargs is not None
+        if isinstance(net, nn.ModuleDict):
+            return {f"{side}.{k}": torch.compile(v, **self._compile_kwargs) for k, v in net.items()}
+        return {side: torch.compile(net, **self._compile_kwargs)}
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

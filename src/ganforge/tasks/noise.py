@@ -60,7 +60,7 @@ class GANModule(AdversarialModule):
     data_kinds = ("images", "points")
     data_hint = (
         "Noise -> image models take unpaired images (or 2-D points); for (input, target) pairs use an "
-        "image-to-image model, e.g. model=pix2pix"
+        "image-to-image model, e.g. model=pix2pix; for two unpaired image sets (domains) model=cyclegan"
     )
 
     def __init__(

@@ -53,7 +53,8 @@ class PairedModule(AdversarialModule):
     data_hint = (
         "Paired models take (input, target) image pairs: data=emoji_styles, openmoji, facades, edges2shoes, "
         "maps or paired; super-resolution models: data=sr_photos, super_resolution, div2k, set5 or set14; "
-        "for unpaired images use a noise -> image model, e.g. model=dcgan"
+        "for two unpaired image sets (domains) model=cyclegan; for unpaired images alone a noise -> image "
+        "model, e.g. model=dcgan"
     )
     grid_columns = 3  # input | output | target
 
