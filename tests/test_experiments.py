@@ -15,7 +15,8 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 
 def test_the_presets_are_found() -> None:
     assert {"fashion_mnist_dcgan", "cifar10_sngan", "emoji_pix2pix", "facades_pix2pix"} <= set(EXPERIMENTS)
-    assert {"sr_photos_srresnet", "sr_photos_rrdbnet", "sr_photos_srgan", "sr_photos_esrgan"} <= set(EXPERIMENTS)
+    sr = {"sr_photos_srresnet", "sr_photos_rrdbnet", "sr_photos_srgan", "sr_photos_esrgan"}
+    assert sr <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
