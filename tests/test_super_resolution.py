@@ -140,7 +140,10 @@ def test_lr_folders_are_matched_by_name_and_size(tmp_path) -> None:
     save_png(imresize(hr, scale=1 / 4), tmp_path / "LR/b2x2.png")
     save_png(hr, tmp_path / "HR/b2.png")
     dm = SuperResolutionDataModule(str(tmp_path), lr_name="{stem}x{scale}", cache="memory", **common)
-    with pytest.raises(ConfigError, match=r"b2x2.png is 64x64 but its HR image .*b2.png is 256x256"):
+    with pytest.raises(
+        ConfigError,
+        match=r"1 LR image\(s\) do not match .*b2x2.png is 64x64 but its HR image .*b2.png is 256x256",
+    ):
         dm.setup()
 
 

@@ -85,6 +85,10 @@ def open_image_checked(data: bytes, channels: int) -> torch.Tensor | None:
     return image_tensor(open_image(data, channels))
 
 
+class SizeMismatch(ConfigError):
+    """An LR image whose size is not its HR image's divided by the scale."""
+
+
 def mod_crop(x: torch.Tensor, mod: int) -> torch.Tensor:
     """Crop the bottom and right edges to a multiple of ``mod`` (BasicSR's ``mod_crop``)."""
     h, w = x.shape[-2:]
@@ -99,11 +103,22 @@ class SRImages:
         self.cached: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
         if in_memory:
             out: list[Any] = [None] * len(files)
+            mismatched: dict[int, str] = {}
 
             def one(i: int) -> None:
-                out[i] = self.load(i)
+                try:
+                    out[i] = self.load(i)
+                except SizeMismatch as e:
+                    mismatched[i] = str(e)
 
             _run_parallel(one, len(files))
+            if mismatched:  # every LR image of the wrong size, not just the first
+                raise ConfigError(
+                    f"{len(mismatched)} LR image(s) do not match their HR image at x{scale}: "
+                    + "; ".join(mismatched[i] for i in sorted(mismatched)[:5])
+                    + ("; ..." if len(mismatched) > 5 else "")
+                    + ". Check data.scale and the LR folder"
+                )
             self.cached = out
 
     def __len__(self) -> int:
@@ -119,11 +134,11 @@ class SRImages:
             return hr, None
         lr = _decode(f.lr, f.lr_name or "", self.channels)
         if tuple(lr.shape[-2:]) != (hr.shape[-2] // self.scale, hr.shape[-1] // self.scale):
-            raise ConfigError(
+            raise SizeMismatch(
                 f"{f.lr.where(f.lr_name or '')} is {lr.shape[-1]}x{lr.shape[-2]} but its HR image "
                 f"{f.hr.where(f.name)} is {hr.shape[-1]}x{hr.shape[-2]} (after cropping to a multiple of "
                 f"{self.mod}): at x{self.scale} it should be {hr.shape[-1] // self.scale}x"
-                f"{hr.shape[-2] // self.scale}. Check data.scale and the LR folder"
+                f"{hr.shape[-2] // self.scale}"
             )
         return hr, lr
 
