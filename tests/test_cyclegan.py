@@ -1,9 +1,15 @@
 """CycleGAN (model=cyclegan) end to end on a tiny in-test unpaired datamodule: training and its loss terms,
 the history pools (their rule, their place in checkpoints, exact resume), the cycle sample grid, metrics in
-the callback and eval.py, translate.py in both directions, and the errors for data of another kind."""
+the callback and eval.py, translate.py in both directions, and the errors for data of another kind. Then
+experiment=emoji_cyclegan on a slice of the real emoji styles: a run scored by eval.py and translated back by
+translate.py, and a 2-process DDP run resumed exactly (every rank's pools and pairing)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,7 @@ from ganforge.tasks.unpaired import ImagePool
 from ganforge.train import compose_config, train
 from ganforge.translate import load_translator, translate
 
+from .conftest import REPO_ROOT, SHARED_DATASETS
 from .test_train import _assert_same_state, logged
 
 
@@ -351,3 +358,113 @@ def test_cyclegan_config_and_experiment_compose() -> None:
     exp = compose_config(["experiment=emoji_cyclegan"])
     assert exp.model.generator.n_blocks == 6 and exp.loss._target_.endswith("LeastSquaresLoss")
     assert exp.model._target_ == "ganforge.tasks.CycleGANModule"
+
+
+EMOJI = SHARED_DATASETS / "emoji64-google-twitter.zip"
+needs_emoji = pytest.mark.skipif(
+    not EMOJI.is_file(), reason=f"{EMOJI} is not there (../shared beside the repo)"
+)
+
+
+def emoji_cyclegan(tmp_path: Path, *overrides: str) -> list[str]:
+    """experiment=emoji_cyclegan on 8 emoji per side, with 4-channel 1-block networks (64 px, batch 1)."""
+    return [
+        "experiment=emoji_cyclegan",
+        f"data.path={EMOJI}",
+        "data.max_samples=8",
+        "data.batch_size=1",
+        *TINY,
+        "model.discriminator.n_layers=1",
+        f"paths.log_dir={tmp_path / 'logs'}",  # the decoded-image cache stays in the test's folder
+        *overrides,
+    ]
+
+
+def _cli(script: str, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO_ROOT / script), *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+
+
+@needs_emoji
+def test_emoji_cyclegan_trains_scores_and_translates_back(compose_cfg, tmp_path) -> None:
+    """On real data: every loss term logged, the cycle grid of the test emoji, the metrics callback,
+    eval.py's JSON (both directions, against the ground truth) and translate.py direction=BtoA."""
+    metrics = (
+        "callbacks.metrics.extractor=tiny",
+        "callbacks.metrics.num_samples=8",
+        "callbacks.metrics.every_n_steps=4",
+        "callbacks.metrics.kid_subset_size=4",
+    )
+    result = train(compose_cfg(*emoji_cyclegan(tmp_path, *metrics)))
+    assert result["trainer"].global_step == 4
+    logs = logged(tmp_path / "run")
+    for key in ("loss/d", "loss/g", "loss/g_cycle", "loss/g_identity", "d/loss_a", "d/loss_b", "lr/g"):
+        assert len(logs[key]) == 4, key
+    assert 0 < result["metrics"]["metrics/psnr_ab"] < 40 and result["metrics"]["metrics/fid_ba"] > 0
+    # rows a | G_AB(a) | G_BA(G_AB(a)) for 2 test Google emoji, then b | G_BA(b) | G_AB(G_BA(b)) for 2 Twitter
+    grid = np.array(Image.open(tmp_path / "run/samples/step_0000004.png").convert("RGB"))
+    assert grid.shape == (4 * 64 + 5 * 2, 3 * 64 + 4 * 2, 3)
+    test_a, test_b = result["datamodule"].grid_pairs(2)
+    for row, image in ((0, test_a[0]), (2, test_b[0])):
+        top = 2 + row * 66
+        assert (grid[top : top + 64, 2:66] == image.permute(1, 2, 0).numpy()).all(), row
+    assert not (grid[2:66, 68:132] == test_a[0].permute(1, 2, 0).numpy()).all()  # G_AB changed it
+    ckpt = tmp_path / "run/checkpoints/last.ckpt"
+    cfg = compose_config(
+        [f"ckpt_path={ckpt}", "extractor=tiny", "num_samples=8", "metrics=[fid,kid,psnr,ssim,l1]",
+         "kid_subset_size=4", "device=cpu", f"output={tmp_path / 'eval.json'}",
+         f"paths.output_dir={tmp_path / 'e'}", f"paths.log_dir={tmp_path / 'logs'}"],
+        config_name="eval",
+    )  # fmt: skip
+    evaluate(cfg)
+    report = json.loads((tmp_path / "eval.json").read_text())
+    for key in ("fid_ab", "fid_ba", "psnr_ab", "psnr_ba", "ssim_ab", "l1_ba"):
+        assert report["results"][key] == pytest.approx(result["metrics"][f"metrics/{key}"]), key
+    assert report["protocol"]["num_samples"] == 8 and "ground truth" in report["protocol"]["outputs"]
+    # translate.py direction=BtoA: Twitter emoji (RGBA) back to the Google style, under their own names
+    inputs = tmp_path / "twitter"
+    inputs.mkdir()
+    with zipfile.ZipFile(EMOJI) as z:
+        for name in ("1f600", "1f60d"):
+            (inputs / f"{name}.png").write_bytes(z.read(f"twitter/{name}.png"))
+    proc = _cli(
+        "translate.py", f"ckpt_path={ckpt}", f"input={inputs}", "direction=BtoA", "device=cpu",
+        f"out={tmp_path / 'google'}", f"hydra.run.dir={tmp_path / 't'}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "google").iterdir()) == ["1f600.png", "1f60d.png"]
+    assert Image.open(tmp_path / "google/1f600.png").size == (64, 64)
+
+
+@needs_emoji
+def test_emoji_cyclegan_ddp_resume_continues_every_rank_exactly(tmp_path) -> None:
+    """Two CPU processes, each with its own history pools (of 2: full after 2 steps, then swapping) and its
+    own (a, random b) pairing; a run resumed mid-epoch at step 2 ends with the straight run's weights and
+    pools after an epoch boundary (6 images: 3 batches per rank)."""
+    common = emoji_cyclegan(
+        tmp_path,
+        "data.max_samples=6",
+        "model.pool_size=2",
+        "callbacks=default",
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        "trainer.sync_batchnorm=false",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "callbacks.sample_grid.every_n_steps=100",
+        "~callbacks.model_summary",
+    )
+    runs = {
+        "straight": ["callbacks.model_checkpoint.every_n_train_steps=2"],  # its step-2 checkpoint: resumed
+        "resumed": [f"ckpt_path={tmp_path}/straight/checkpoints/step_0000002.ckpt"],
+    }
+    for name, extra in runs.items():
+        proc = _cli("train.py", *common, "trainer.max_steps=4", *extra, f"hydra.run.dir={tmp_path / name}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MEMBER: 2/2" in proc.stderr + proc.stdout
+    straight = load_checkpoint(tmp_path / "straight/checkpoints/last.ckpt")["state_dict"]
+    resumed = load_checkpoint(tmp_path / "resumed/checkpoints/last.ckpt")["state_dict"]
+    assert straight.keys() == resumed.keys() and int(straight["pool_a._extra_state"]) == 2
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key

@@ -316,3 +316,36 @@ def test_benchmark_cli_times_sr_psnr(tmp_path: Path) -> None:
     (result,) = json.loads(out.read_text())["results"]
     assert result["task"] == "sr_psnr" and result["model"] == "ganforge.models.SRResNet"
     assert result["plain_img_per_s"] > 0 and result["ganforge_img_per_s"] > 0
+
+
+CG_TINY = [
+    "trainer=cpu",
+    "data.resolution=32",
+    "data.batch_size=1",
+    "model.generator.base_channels=4",
+    "model.generator.n_blocks=1",
+    "model.discriminator.base_channels=4",
+    "model.pool_size=1",  # full after the first batch: the later steps draw (swap or not) from the RNG
+]
+
+
+def test_plain_cyclegan_loop_and_ganforge_make_the_same_updates(tmp_path: Path) -> None:
+    """CycleGAN (experiment=emoji_cyclegan, tiny): one pass of each G, halved LSGAN per D on history-pool
+    fakes, LSGAN both ways + cycle + identity, the LR decay: the plain loop reaches ganforge's weights and
+    pools."""
+    cfg = throughput.compose_config([*CG_TINY, "trainer.max_steps=4"], tmp_path, task="cyclegan")
+    batches = throughput.task_batches(cfg, "cyclegan", 1, torch.device("cpu"))
+    assert batches.images.shape == batches.second.shape == (throughput.POOL, 1, 3, 32, 32)
+    module = throughput.build_module(cfg)
+    init = {k: v.clone() for k, v in module.state_dict().items()}
+    _, plain = throughput.run_plain(cfg, batches, 0, 2, torch.device("cpu"), fast=False, init=module, seed=7)
+    _, ours = throughput.run_ganforge(cfg, batches, 0, 2, module=module, seed=7)  # 2 timed + 1 untimed
+    assert ours.pool_a.count == plain["pool_a"].count == 1
+    for name in ("G", "D", "G_ema", "pool_a", "pool_b"):
+        trained = getattr(ours, name).state_dict()
+        for key, value in plain[name].state_dict().items():
+            if name in ("G", "D"):
+                assert not torch.equal(value, init[f"{name}.{key}"]), f"{name}.{key} did not train"
+            torch.testing.assert_close(value, trained[key], rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
+    with pytest.raises(throughput.ConfigError, match="LSGAN"):
+        throughput.compose_config([*CG_TINY, "loss=hinge"], tmp_path, task="cyclegan")

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ganforge.benchmarks.runs import compose_run, gather
 from ganforge.benchmarks.stats import json_safe, plus_minus, summarize
 from ganforge.errors import GanforgeError
 
@@ -35,31 +36,6 @@ SETTINGS: dict[str, list[str]] = {
     "l1+cgan": [],
 }
 METRICS = ("fid", "kid", "psnr", "ssim", "l1")
-
-
-def compose(
-    experiment: str, data_path: str | None, steps: int, seed: int, out: Path, overrides: Sequence[str]
-):
-    """The real train config of ``experiment`` for one CPU run without periodic metrics."""
-    from ganforge.train import compose_config
-
-    return compose_config(
-        [
-            f"experiment={experiment}",
-            *([f"data.path={data_path}"] if data_path else []),
-            "trainer=cpu",
-            f"trainer.max_steps={steps}",
-            "trainer.enable_progress_bar=false",
-            "callbacks=default",  # scored once, at the end, below
-            "~callbacks.model_summary",
-            f"callbacks.sample_grid.every_n_steps={max(steps // 4, 1)}",
-            f"callbacks.model_checkpoint.every_n_train_steps={steps}",
-            f"seed={seed}",
-            f"paths.output_dir={out}",
-            f"hydra.run.dir={out}",
-            *overrides,
-        ]
-    )
 
 
 def run_once(
@@ -76,7 +52,7 @@ def run_once(
     from ganforge.metrics.extractors import build_extractor
     from ganforge.train import train
 
-    cfg = compose(experiment, data_path, steps, seed, out, [*SETTINGS[setting], *overrides])
+    cfg = compose_run(experiment, data_path, steps, seed, out, [*SETTINGS[setting], *overrides])
     start = time.perf_counter()
     result = train(cfg)
     seconds = time.perf_counter() - start
@@ -95,15 +71,6 @@ def run_once(
     }
     (out / "result.json").write_text(json.dumps(json_safe(run), indent=2))
     return run
-
-
-def gather(root: Path) -> dict[str, list[dict[str, Any]]]:
-    """Every finished run under ``root``, by setting (in ``SETTINGS`` order)."""
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(root.glob("*/seed*/result.json")):
-        run = json.loads(path.read_text())
-        runs.setdefault(run["setting"], []).append(run)
-    return {name: runs[name] for name in [*SETTINGS, *runs] if name in runs}
 
 
 def format_table(runs: dict[str, list[dict[str, Any]]]) -> str:
@@ -139,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run")
     args = parser.parse_args(argv)
     if args.summarize is not None:
-        print(format_table(gather(args.summarize)))
+        print(format_table(gather(args.summarize, SETTINGS)))
         return 0
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     if args.threads:
@@ -160,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2
-    print(format_table(gather(args.out)))
+    print(format_table(gather(args.out, SETTINGS)))
     return 0
 
 

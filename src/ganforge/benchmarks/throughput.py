@@ -19,6 +19,15 @@ D-less SRResNet step of ``experiment=sr_photos_srresnet`` (G alone on L1)::
     python -m ganforge.benchmarks.throughput --task sr --device cpu --threads 1 --mode fp32 --warmup 3 \
         --steps 20 --repeats 3
 
+``--task cyclegan`` times ``experiment=emoji_cyclegan`` (two 6-block ResNet Gs, two PatchGANs, LSGAN, cycle
+x 10, identity x 5, history pools of 50, batch 1, 64 px) on synthetic unpaired ``(a, b)`` uint8 batches: one
+pass of each G per step shared by both updates, each D's loss halved and shown its history pool's fakes (the
+plain loop queries deep copies of the module's pools, so both draw the same random numbers), then both Gs
+on LSGAN both ways + cycle + identity::
+
+    python -m ganforge.benchmarks.throughput --task cyclegan --device cpu --threads 1 --mode fp32 \
+        --warmup 3 --steps 20 --repeats 3
+
 ``--mode fp32`` trains in float32 (TF32 tensor cores on CUDA) in both loops; ``--mode fast`` runs
 ganforge with ``speed=fast`` (bf16 autocast, channels_last, fused Adam, torch.compile) and the plain
 loop with the same four settings::
@@ -57,11 +66,19 @@ from ganforge.tasks.base import compile_options
 from ganforge.utils import instantiate, instantiate_dict, pick_device
 
 MODES = ("fp32", "fast")
-TASKS = ("noise", "pix2pix", "sr", "sr_psnr")
+TASKS = ("noise", "pix2pix", "sr", "sr_psnr", "cyclegan")
 #: the experiment each super-resolution task composes (its data is replaced by synthetic patches)
 SR_EXPERIMENTS = {"sr": "sr_photos_esrgan", "sr_psnr": "sr_photos_srresnet"}
 #: per task: default (--resolution, --batch-size); for SR the resolution is the HR patch
-TASK_DEFAULTS = {"noise": (64, 512), "pix2pix": (64, 512), "sr": (96, 16), "sr_psnr": (96, 16)}
+TASK_DEFAULTS = {
+    "noise": (64, 512),
+    "pix2pix": (64, 512),
+    "sr": (96, 16),
+    "sr_psnr": (96, 16),
+    "cyclegan": (64, 1),
+}
+#: the experiment the CycleGAN task composes (its data is replaced by synthetic unpaired batches)
+CYCLEGAN_EXPERIMENT = "emoji_cyclegan"
 POOL = 8  # distinct batches cycled through (same for both loops)
 
 
@@ -105,7 +122,8 @@ def compose_config(
     overrides: Sequence[str], output_dir: Path, plain: bool = True, task: str = "noise"
 ) -> DictConfig:
     """The real train config (``model=dcgan``; ``model=pix2pix`` on paired data for ``task=pix2pix``; the
-    ``SR_EXPERIMENTS`` recipe for ``sr`` / ``sr_psnr``) plus ``overrides``, writing to ``output_dir``."""
+    ``SR_EXPERIMENTS`` recipe for ``sr`` / ``sr_psnr``; ``experiment=emoji_cyclegan`` for ``cyclegan``) plus
+    ``overrides``, writing to ``output_dir``."""
     from ganforge.train import compose_config as compose_train
 
     if task not in TASKS:
@@ -124,8 +142,9 @@ def compose_config(
         base.append("model.ema_rampup=null")  # a constant EMA beta (the plain loop does either)
     if task == "pix2pix":
         base += ["model=pix2pix", "data=paired", "data.path=unused", "model.num_fixed_samples=0"]
-    if task in SR_EXPERIMENTS:  # the recipe as it trains, less its data and its metric callbacks
-        base += [f"experiment={SR_EXPERIMENTS[task]}", "data.path=unused", "model.num_fixed_samples=0"]
+    recipe = SR_EXPERIMENTS.get(task) or (CYCLEGAN_EXPERIMENT if task == "cyclegan" else None)
+    if recipe is not None:  # the recipe as it trains, less its data and its metric callbacks
+        base += [f"experiment={recipe}", "data.path=unused", "model.num_fixed_samples=0"]
         base += ["~callbacks.metrics", "~callbacks.best_fid_checkpoint"]
     cfg = compose_train([*base, *overrides])
     with open_dict(cfg):
@@ -149,6 +168,17 @@ def _check_plain(cfg: DictConfig, task: str) -> None:
             raise ConfigError("the plain loop implements the non-saturating loss without packing only")
         if task == "pix2pix" and (set(model.content) != {"l1"} or not model.conditional_d):
             raise ConfigError("the plain Pix2Pix loop implements a conditional D with GAN + L1 only")
+        return
+    if task == "cyclegan":
+        if (
+            cfg.loss._target_ != "ganforge.losses.LeastSquaresLoss"
+            or (model.get("n_critic") or cfg.loss.get("n_critic", 1)) != 1
+            or extras
+        ):
+            raise ConfigError(
+                "the plain CycleGAN loop implements its reference step only: LSGAN (loss=lsgan), one D "
+                "update per G update, no regularizers, augment or clipping"
+            )
         return
     content = {k for k, v in model.content.items() if v is not None}
     pixel = model.content.get("pixel") or {}
@@ -259,11 +289,7 @@ def run_plain(
             "the plain loop cannot compile a spectral-norm D: compiled, torch's power iteration breaks "
             "the shared D(real)/D(fake) backward (ganforge.models.spectral); use model.compile=false"
         )
-    g_fwd, d_fwd = (
-        (G, D)
-        if compiled is None
-        else (torch.compile(m, **compiled) if m is not None else None for m in (G, D))
-    )
+    g_fwd, d_fwd = (_compiled(m, compiled) for m in (G, D))
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16) if fast else contextlib.nullcontext()
     )  # reused: autocast objects are re-entrant
@@ -297,12 +323,25 @@ def run_plain(
         update_ema(G_ema, G, ema_beta(beta, step, rampup))
         if on_step is not None:
             on_step()
-    return seconds, {"G": G, "D": D, "G_ema": G_ema}
+    pools = {k: v for k, v in terms.items() if k.startswith("pool_")}  # CycleGAN's history pools
+    return seconds, {"G": G, "D": D, "G_ema": G_ema, **pools}
+
+
+def _compiled(net: torch.nn.Module | None, options: dict[str, Any] | None) -> Any:
+    """``torch.compile`` of a network, of each network of a side that holds several (``nn.ModuleDict``:
+    a dict of compiled views), or the network itself when not compiling."""
+    if net is None or options is None:
+        return net
+    if isinstance(net, torch.nn.ModuleDict):
+        return {name: torch.compile(m, **options) for name, m in net.items()}
+    return torch.compile(net, **options)
 
 
 def plain_task(cfg: DictConfig) -> str:
     """Which step the plain loop writes out for this config."""
     model = cfg.model
+    if str(model.get("_target_", "")).endswith("CycleGANModule"):
+        return "cyclegan"
     if "content" not in model:
         return "noise"
     if model.get("conditional_d", True):
@@ -323,6 +362,16 @@ def _plain_terms(cfg: DictConfig, task: str, source: Any, device: torch.device) 
             "pixel": float(content.pixel.weight),
             # a copy of the module's frozen feature network and its distance: the same math, no framework
             "perceptual": copy.deepcopy(source.content["perceptual"]).to(device),
+        }
+    if task == "cyclegan":
+        cycle, identity = float(cfg.model.cycle_weight), float(cfg.model.identity_weight)
+        return {
+            "cycle": cycle,
+            "identity": identity * cycle if cycle > 0 else 0.0,  # relative to the cycle weight
+            # copies of the module's (empty) history pools: plain tensor code, the same draws
+            "pool_a": copy.deepcopy(source.pool_a).to(device),
+            "pool_b": copy.deepcopy(source.pool_b).to(device),
+            "layout": torch.channels_last if cfg.model.get("channels_last") else torch.contiguous_format,
         }
     return {}
 
@@ -407,7 +456,47 @@ def _sr_psnr_step(G, D, g_fwd, d_fwd, opt_g, opt_d, lr, hr, terms, autocast, dev
     opt_g.step()
 
 
-_STEPS = {"noise": _noise_step, "pix2pix": _pix2pix_step, "sr": _sr_step, "sr_psnr": _sr_psnr_step}
+def _lsgan_d(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """LSGAN's D loss (targets 1 for real, 0 for fake), written out."""
+    return 0.5 * ((real_logits - 1.0).square().mean() + fake_logits.square().mean())
+
+
+def _lsgan_g(fake_logits: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (fake_logits - 1.0).square().mean()
+
+
+def _cyclegan_step(G, D, g_fwd, d_fwd, opt_g, opt_d, a, b, terms, autocast, device) -> None:
+    """CycleGAN: one pass of each G; each D's LSGAN loss, halved, on its real domain against the fakes its
+    history pool returns; then both Gs on LSGAN both ways + cycle x 10 + identity x 0.5 x 10."""
+    with autocast:
+        fake_b, fake_a = g_fwd["AB"](a), g_fwd["BA"](b)
+        halves = []
+        for name, real, fake in (("A", a, fake_a), ("B", b, fake_b)):
+            shown = terms[f"pool_{name.lower()}"].query(fake.detach())
+            shown = shown.contiguous(memory_format=terms["layout"])
+            halves.append(0.5 * _lsgan_d(d_fwd[name](real), d_fwd[name](shown)))
+        d_loss = halves[0] + halves[1]
+
+    def g_loss() -> torch.Tensor:
+        loss = _lsgan_g(d_fwd["B"](fake_b)) + _lsgan_g(d_fwd["A"](fake_a))  # G_AB fools D_B, G_BA D_A
+        if terms["cycle"] > 0:
+            loss = loss + terms["cycle"] * (
+                F.l1_loss(g_fwd["BA"](fake_b), a) + F.l1_loss(g_fwd["AB"](fake_a), b)
+            )
+        if terms["identity"] > 0:
+            loss = loss + terms["identity"] * (F.l1_loss(g_fwd["AB"](b), b) + F.l1_loss(g_fwd["BA"](a), a))
+        return loss
+
+    _updates(D, opt_d, opt_g, d_loss, g_loss, autocast)
+
+
+_STEPS = {
+    "noise": _noise_step,
+    "pix2pix": _pix2pix_step,
+    "sr": _sr_step,
+    "sr_psnr": _sr_psnr_step,
+    "cyclegan": _cyclegan_step,
+}
 
 
 def _sync(device: torch.device) -> None:
@@ -499,7 +588,7 @@ def task_batches(cfg: DictConfig, task: str, batch_size: int, device: torch.devi
         lr = (channels, patch // scale, patch // scale)
         return DeviceBatches(lr, batch_size, device, paired=True, target_shape=(channels, patch, patch))
     shape = (channels, int(cfg.data.resolution), int(cfg.data.resolution))
-    return DeviceBatches(shape, batch_size, device, paired=task == "pix2pix")
+    return DeviceBatches(shape, batch_size, device, paired=task in ("pix2pix", "cyclegan"))
 
 
 def _rate(images_per_s: float) -> str:
@@ -577,11 +666,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--task",
         default="noise",
         choices=TASKS,
-        help="DCGAN (noise), Pix2Pix, ESRGAN-lite (sr), SRResNet (sr_psnr)",
+        help="DCGAN (noise), Pix2Pix, ESRGAN-lite (sr), SRResNet (sr_psnr), CycleGAN (emoji_cyclegan)",
     )
     parser.add_argument("--resolution", type=int, default=None, help="default 64; sr, sr_psnr: HR patch, 96")
     parser.add_argument("--channels", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=None, help="default 512; sr, sr_psnr: 16")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default 512; sr, sr_psnr: 16; cyclegan: 1"
+    )
     parser.add_argument("--base-channels", type=int, default=None, help="DCGAN width (default: config's)")
     parser.add_argument("--warmup", type=int, default=30, help="untimed steps first (compilation, autotune)")
     parser.add_argument("--steps", type=int, default=200, help="timed steps per run")
@@ -619,7 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = [
             f"data.{'patch_size' if sr else 'resolution'}={args.resolution}",
             f"data.channels={args.channels}",
-            *([f"data.input_channels={args.channels}"] if args.task == "pix2pix" else []),
+            *([f"data.input_channels={args.channels}"] if args.task in ("pix2pix", "cyclegan") else []),
             f"data.batch_size={args.batch_size}",
             *(
                 [f"model.generator.base_channels={args.base_channels}",

@@ -191,6 +191,7 @@ class CycleGANModule(AdversarialModule):
         # Fixed test images for sample grids, taken from the data at set-up (not saved: data, not state).
         self.register_buffer("fixed_a", torch.zeros(0, dtype=torch.uint8), persistent=False)
         self.register_buffer("fixed_b", torch.zeros(0, dtype=torch.uint8), persistent=False)
+        self._pending_pools: list[dict[str, Any]] | None = None  # per rank, until the first batch
 
     @classmethod
     def generator_side(cls, model_cfg: Any) -> nn.ModuleDict:
@@ -240,6 +241,36 @@ class CycleGANModule(AdversarialModule):
             a, b = datamodule.grid_pairs(self.num_fixed_samples)
             self.fixed_a, self.fixed_b = a.to(self.device), b.to(self.device)
 
+    # -- exact resume of every rank's pools -----------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Under data parallelism each rank fills its pools with its own fakes, but Lightning writes rank 0's
+        ``state_dict`` only: the pools of every rank are kept beside it (as the random states are)."""
+        super().on_save_checkpoint(checkpoint)
+        pools = self._gather({name: pool.state_dict() for name, pool in self._pools().items()})
+        if len(pools) > 1:
+            checkpoint["ganforge"]["pools_per_rank"] = [
+                {name: {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+                 for name, state in rank.items()}
+                for rank in pools
+            ]  # fmt: skip
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._pending_pools = checkpoint.get("ganforge", {}).get("pools_per_rank")
+
+    def _restore_pools(self) -> None:
+        """Each rank takes back its own pools; saved with another number of processes, every rank keeps
+        rank 0's (the random states warn about that). Called by ``d_terms``, inside the first step's
+        forward: DDP broadcasts rank 0's buffers (the pools among them) at the first forward of a run, after
+        the batch-start hooks, so a restore any earlier would be overwritten on the other ranks."""
+        pending, self._pending_pools = self._pending_pools, None
+        if pending is not None and len(pending) == self.trainer.world_size:
+            for name, pool in self._pools().items():
+                pool.load_state_dict(pending[self.trainer.global_rank][name])
+
+    def _pools(self) -> dict[str, ImagePool]:
+        return {"pool_a": self.pool_a, "pool_b": self.pool_b}
+
     # -- sampling -------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, **_: Any) -> torch.Tensor:
@@ -265,6 +296,8 @@ class CycleGANModule(AdversarialModule):
         self, batch: dict[str, torch.Tensor], step: int, logs: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         a, b = batch["a"], batch["b"]
+        if self._pending_pools is not None:  # the first step of a resumed data-parallel run
+            self._restore_pools()
         # One G pass per step, shared with the G update when this step has one (as the reference does).
         with torch.set_grad_enabled((step + 1) % self.n_critic == 0):
             batch["fake_b"] = fake_b = self.generate(a, net="AB")

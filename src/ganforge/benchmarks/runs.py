@@ -1,0 +1,46 @@
+"""Training runs shared by the ablation benchmarks: the composed CPU config of one run, and the finished runs
+gathered from their ``result.json`` files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def compose_run(
+    experiment: str, data_path: str | None, steps: int, seed: int, out: Path, overrides: Sequence[str]
+):
+    """The real train config of ``experiment`` for one CPU run without periodic metrics (the benchmark
+    scores it once, at the end), writing under ``out``."""
+    from ganforge.train import compose_config
+
+    return compose_config(
+        [
+            f"experiment={experiment}",
+            *([f"data.path={data_path}"] if data_path else []),
+            "trainer=cpu",
+            f"trainer.max_steps={steps}",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "callbacks=default",  # scored once, at the end, by the benchmark
+            "~callbacks.model_summary",
+            f"callbacks.sample_grid.every_n_steps={max(steps // 4, 1)}",
+            f"callbacks.model_checkpoint.every_n_train_steps={steps}",
+            f"seed={seed}",
+            f"paths.output_dir={out}",
+            f"hydra.run.dir={out}",
+            *overrides,
+        ]
+    )
+
+
+def gather(root: Path, order: Iterable[str] = ()) -> dict[str, list[dict[str, Any]]]:
+    """Every finished run under ``root`` (``<root>/<setting>/seed<N>/result.json``), by setting: those of
+    ``order`` first, in that order, then any others."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(root.glob("*/seed*/result.json")):
+        run = json.loads(path.read_text())
+        runs.setdefault(run["setting"], []).append(run)
+    return {name: runs[name] for name in dict.fromkeys([*order, *runs]) if name in runs}
