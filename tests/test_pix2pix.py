@@ -56,6 +56,11 @@ def test_pix2pix_trains_logs_every_term_and_draws_input_output_target(compose_cf
     assert "fixed_input" not in load_checkpoint(tmp_path / "run/checkpoints/last.ckpt")["state_dict"]
 
 
+def test_no_fixed_samples_means_no_grids(compose_cfg, tmp_path) -> None:
+    train(compose_cfg(*PIX, "model.num_fixed_samples=0", "trainer.max_steps=2"))
+    assert not (tmp_path / "run/samples").exists() or not list((tmp_path / "run/samples").iterdir())
+
+
 def test_pix2pix_resume_is_exact(compose_cfg, tmp_path) -> None:
     """Jitter (a function of the batch index), dropout and the LR decay all continue exactly."""
 

@@ -95,8 +95,8 @@ class SampleGrid(L.Callback):
     @rank_zero_only
     def _write(self, trainer: L.Trainer, pl_module: Any) -> None:
         step = trainer.global_step
-        if step == self._last_step:
-            return
+        if step == self._last_step or getattr(pl_module, "num_fixed_samples", None) == 0:
+            return  # written already, or no fixed test inputs asked for (model.num_fixed_samples=0)
         self._last_step = step
         samples = pl_module.sample(**self.g_kwargs).float().cpu()
         folder = Path(self.dirpath or Path(trainer.default_root_dir) / "samples")
