@@ -35,6 +35,18 @@ def tiny_overrides(output_dir: Path) -> list[str]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """Benchmark entry points called in-process (``main([... "--threads", "1"])``) set torch's thread count
+    for the whole process; a later in-process run would then sum in another order than a subprocess run
+    of the same config (the SIGTERM resume test compares the two bit for bit)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """``compose_cfg("model=mlp_gan", ...)``: the real train config with tiny-run overrides."""
