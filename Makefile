@@ -20,12 +20,17 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed  ## create/reuse the virtualenv and install ganforge[dev]
 
-data:  ## install the offline Fashion-MNIST (Debian package dataset-fashion-mnist), if apt is available
+data:  ## install the offline Fashion-MNIST (Debian package dataset-fashion-mnist) and rsvg-convert (data=avatars), if apt is available
 	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "Fashion-MNIST present"; \
 	elif command -v apt-get >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get install -y -q dataset-fashion-mnist || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q dataset-fashion-mnist; }; \
 	else echo "no apt-get: Fashion-MNIST will be downloaded by torchvision on first use"; fi
+	@if command -v rsvg-convert >/dev/null; then echo "rsvg-convert present"; \
+	elif command -v apt-get >/dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -q librsvg2-bin || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q librsvg2-bin; }; \
+	else echo "no apt-get: data=avatars needs rsvg-convert (macOS: brew install librsvg)"; fi
 
 train: setup data  ## train the default DCGAN on Fashion-MNIST (about 6.5 minutes on 2 CPU cores)
 	$(PY) train.py $(ARGS)

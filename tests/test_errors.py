@@ -86,7 +86,7 @@ def test_invalid_optimizer_arguments_name_the_optimizer(compose_cfg, tmp_path, o
 def test_image_model_on_point_data_says_it_needs_image_data(compose_cfg, tmp_path) -> None:
     expected = (
         r"model=mlp_gan reads data\.resolution, which data=grid25 lacks: the model needs data that sets it "
-        r"\(data=celeba, cifar10, fashion_mnist, image_folder, mnist\).*model=pacgan_mlp"
+        r"\(data=avatars, celeba, cifar10, fashion_mnist, image_folder, mnist\).*model=pacgan_mlp"
     )
     with pytest.raises(ConfigError, match=expected):
         train(compose_cfg("model=mlp_gan", "data=grid25"))

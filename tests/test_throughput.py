@@ -349,3 +349,59 @@ def test_plain_cyclegan_loop_and_ganforge_make_the_same_updates(tmp_path: Path) 
             torch.testing.assert_close(value, trained[key], rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
     with pytest.raises(throughput.ConfigError, match="LSGAN"):
         throughput.compose_config([*CG_TINY, "loss=hinge"], tmp_path, task="cyclegan")
+
+
+PG_TINY = [
+    "data.resolution=16",
+    "data.batch_size=4",
+    "model.generator.z_dim=8",
+    *(
+        f"model.{net}.{k}={v}"
+        for net in ("generator", "discriminator")
+        for k, v in (("channel_base", 64), ("channel_max", 8))
+    ),
+]
+
+
+@pytest.mark.parametrize("stage", [16, 8])
+def test_plain_progan_loop_and_ganforge_make_the_same_updates(tmp_path: Path, stage: int) -> None:
+    """ProGAN (experiment=avatars_progan, tiny) held at one stage: WGAN-GP with drift and the real images
+    taken to the level; the plain loop reaches ganforge's weights."""
+    overrides = [*PG_TINY, "trainer.max_steps=4", f"model.growth.start_resolution={stage}"]
+    cfg = throughput.compose_config(overrides, tmp_path, task="progan")
+    batches = throughput.task_batches(cfg, "progan", 4, torch.device("cpu"))
+    module = throughput.build_module(cfg)
+    assert module.G.current_resolution == module.D.current_resolution == stage and not module.G.fading
+    init = {k: v.clone() for k, v in module.state_dict().items() if torch.is_tensor(v)}
+    _, plain = throughput.run_plain(cfg, batches, 0, 2, torch.device("cpu"), fast=False, init=module, seed=7)
+    _, ours = throughput.run_ganforge(cfg, batches, 0, 2, module=module, seed=7)
+    for name in ("G", "D", "G_ema"):
+        trained, changed = getattr(ours, name).state_dict(), 0
+        for key, value in plain[name].state_dict().items():
+            if torch.is_tensor(value):
+                changed += not torch.equal(value, init[f"{name}.{key}"])
+                torch.testing.assert_close(value, trained[key], rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
+        assert changed > 4, f"{name} did not train"
+    with pytest.raises(throughput.ConfigError, match="WGAN-GP"):
+        throughput.compose_config([*PG_TINY, "loss=hinge"], tmp_path, task="progan")
+
+
+def test_benchmark_cli_times_progan(tmp_path: Path) -> None:
+    out = tmp_path / "throughput.json"
+    args = [
+        "--task",
+        "progan",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--resolution",
+        "16",
+        "--batch-size",
+        "4",
+    ]
+    args += ["--warmup", "1", "--steps", "2", "--repeats", "1", "--mode", "fp32", "--out", str(out)]
+    assert throughput.main([*args, *PG_TINY[2:]]) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["task"] == "progan" and result["model"] == "ganforge.models.ProGANGenerator"
+    assert result["plain_img_per_s"] > 0 and result["ganforge_img_per_s"] > 0

@@ -52,7 +52,11 @@ def check_fits(path: str | Path, ckpt: dict[str, Any], model: torch.nn.Module, r
     saved, current = ckpt["state_dict"], model.state_dict()
     missing = [k for k in current if k not in saved]
     unexpected = [k for k in saved if k not in current]
-    reshaped = [k for k in current if k in saved and saved[k].shape != current[k].shape]
+    reshaped = [
+        k
+        for k in current
+        if k in saved and torch.is_tensor(current[k]) and getattr(saved[k], "shape", None) != current[k].shape
+    ]
     if not (missing or unexpected or reshaped):
         return
     problems = []

@@ -28,6 +28,14 @@ on LSGAN both ways + cycle + identity::
     python -m ganforge.benchmarks.throughput --task cyclegan --device cpu --threads 1 --mode fp32 \
         --warmup 3 --steps 20 --repeats 3
 
+``--task progan`` times ``experiment=avatars_progan`` (equalised learning rate, pixel norm, minibatch std,
+WGAN-GP with drift 0.001, one D update per G update, EMA) at one fixed stage, the data's resolution
+(``model.growth.start_resolution``), batch 16 at 64 px, on synthetic uint8 images; the plain loop takes the
+real images to the level as the module does (a no-op at the full resolution)::
+
+    python -m ganforge.benchmarks.throughput --task progan --device cpu --threads 1 --mode fp32 \
+        --warmup 3 --steps 20 --repeats 3
+
 ``--mode fp32`` trains in float32 (TF32 tensor cores on CUDA) in both loops; ``--mode fast`` runs
 ganforge with ``speed=fast`` (bf16 autocast, channels_last, fused Adam, torch.compile) and the plain
 loop with the same four settings::
@@ -60,13 +68,15 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from ganforge.ema import ema_beta, update_ema
 from ganforge.errors import ConfigError, GanforgeError
+from ganforge.losses.penalties import gradient_penalty
+from ganforge.models.progan import at_level
 from ganforge.models.spectral import SpectralNormStep
 from ganforge.precision import set_tf32
 from ganforge.tasks.base import compile_options
 from ganforge.utils import instantiate, instantiate_dict, pick_device
 
 MODES = ("fp32", "fast")
-TASKS = ("noise", "pix2pix", "sr", "sr_psnr", "cyclegan")
+TASKS = ("noise", "pix2pix", "sr", "sr_psnr", "cyclegan", "progan")
 #: the experiment each super-resolution task composes (its data is replaced by synthetic patches)
 SR_EXPERIMENTS = {"sr": "sr_photos_esrgan", "sr_psnr": "sr_photos_srresnet"}
 #: per task: default (--resolution, --batch-size); for SR the resolution is the HR patch
@@ -76,9 +86,12 @@ TASK_DEFAULTS = {
     "sr": (96, 16),
     "sr_psnr": (96, 16),
     "cyclegan": (64, 1),
+    "progan": (64, 16),
 }
 #: the experiment the CycleGAN task composes (its data is replaced by synthetic unpaired batches)
 CYCLEGAN_EXPERIMENT = "emoji_cyclegan"
+#: the experiment the ProGAN task composes, held at one stage (its data replaced by synthetic images)
+PROGAN_EXPERIMENT = "avatars_progan"
 POOL = 8  # distinct batches cycled through (same for both loops)
 
 
@@ -142,6 +155,12 @@ def compose_config(
         base.append("model.ema_rampup=null")  # a constant EMA beta (the plain loop does either)
     if task == "pix2pix":
         base += ["model=pix2pix", "data=paired", "data.path=unused", "model.num_fixed_samples=0"]
+    if task == "progan":  # one fixed stage: the data's resolution, one batch size
+        base += [f"experiment={PROGAN_EXPERIMENT}", "model.num_fixed_samples=0"]
+        base += [
+            "model.growth.start_resolution=${data.resolution}",
+            "model.growth.batch_sizes=${data.batch_size}",
+        ]
     recipe = SR_EXPERIMENTS.get(task) or (CYCLEGAN_EXPERIMENT if task == "cyclegan" else None)
     if recipe is not None:  # the recipe as it trains, less its data and its metric callbacks
         base += [f"experiment={recipe}", "data.path=unused", "model.num_fixed_samples=0"]
@@ -168,6 +187,17 @@ def _check_plain(cfg: DictConfig, task: str) -> None:
             raise ConfigError("the plain loop implements the non-saturating loss without packing only")
         if task == "pix2pix" and (set(model.content) != {"l1"} or not model.conditional_d):
             raise ConfigError("the plain Pix2Pix loop implements a conditional D with GAN + L1 only")
+        return
+    if task == "progan":
+        if (
+            cfg.loss._target_ != "ganforge.losses.WassersteinGPLoss"
+            or (model.get("n_critic") or cfg.loss.get("n_critic", 1)) != 1
+            or extras
+        ):
+            raise ConfigError(
+                "the plain ProGAN loop implements its reference step only: WGAN-GP (loss=wgan_gp_drift), one "
+                "D update per G update, no regularizers, augment or clipping"
+            )
         return
     if task == "cyclegan":
         if (
@@ -342,6 +372,8 @@ def plain_task(cfg: DictConfig) -> str:
     model = cfg.model
     if str(model.get("_target_", "")).endswith("CycleGANModule"):
         return "cyclegan"
+    if str(model.get("_target_", "")).endswith("ProGANModule"):
+        return "progan"
     if "content" not in model:
         return "noise"
     if model.get("conditional_d", True):
@@ -363,6 +395,9 @@ def _plain_terms(cfg: DictConfig, task: str, source: Any, device: torch.device) 
             # a copy of the module's frozen feature network and its distance: the same math, no framework
             "perceptual": copy.deepcopy(source.content["perceptual"]).to(device),
         }
+    if task == "progan":
+        loss = instantiate(cfg.loss)
+        return {"gp": loss.gp_weight, "drift": loss.drift, "levels": source.schedule.max_level}
     if task == "cyclegan":
         cycle, identity = float(cfg.model.cycle_weight), float(cfg.model.identity_weight)
         return {
@@ -490,12 +525,31 @@ def _cyclegan_step(G, D, g_fwd, d_fwd, opt_g, opt_d, a, b, terms, autocast, devi
     _updates(D, opt_d, opt_g, d_loss, g_loss, autocast)
 
 
+def _progan_step(G, D, g_fwd, d_fwd, opt_g, opt_d, real, target, terms, autocast, device) -> None:
+    """ProGAN at a fixed stage: the real images taken to the level, one D update of WGAN-GP with drift
+    (``E D(fake) - E D(real) + drift E D(real)^2 + gp GP``), one G update of ``-E D(G(z))``."""
+    n = real.shape[0]
+    real = at_level(real, D.level, D.alpha, terms["levels"])
+    with autocast:
+        with torch.no_grad():
+            fake = g_fwd(torch.randn(n, G.z_dim, device=device), None)
+        real_logits, fake_logits = d_fwd(real, None), d_fwd(fake, None)
+        d_loss = fake_logits.mean() - real_logits.mean() + terms["drift"] * real_logits.square().mean()
+        d_loss = d_loss + terms["gp"] * gradient_penalty(D, real, fake)
+
+    def g_loss() -> torch.Tensor:
+        return -d_fwd(g_fwd(torch.randn(n, G.z_dim, device=device), None), None).mean()
+
+    _updates(D, opt_d, opt_g, d_loss, g_loss, autocast)
+
+
 _STEPS = {
     "noise": _noise_step,
     "pix2pix": _pix2pix_step,
     "sr": _sr_step,
     "sr_psnr": _sr_psnr_step,
     "cyclegan": _cyclegan_step,
+    "progan": _progan_step,
 }
 
 

@@ -58,6 +58,14 @@ class Checkpoint(ModelCheckpoint):
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
         self._step_completed = trainer.global_step
 
+    def _save_topk_checkpoint(self, trainer: Any, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        # A growing ProGAN's scores are not of the final model: the metrics callback does not report the
+        # monitored key then, and there is nothing to compare yet (Lightning would warn of a missing key).
+        growing = not getattr(trainer.lightning_module, "scores_final", lambda: True)()
+        if growing and self.monitor is not None and self.monitor not in monitor_candidates:
+            return
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+
     def _save_last_if_unsaved(self, trainer: Any) -> None:
         if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

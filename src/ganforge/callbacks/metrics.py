@@ -130,7 +130,14 @@ class GenerativeMetrics(L.Callback):
         with preserved_rng():  # evaluation must not shift the training trajectory
             out = self._run(trainer, pl_module, datamodule)
         values = {}
+        final = pl_module.scores_final() if hasattr(pl_module, "scores_final") else True
+        resolution = self._resolution(pl_module)
+        if resolution is not None:
+            values["metrics/resolution"] = float(resolution)
         for name, value in out["results"].items():
+            if not final:  # a growing model: its scores say at which resolution, and are never the best
+                values[f"metrics/{name}_{resolution}px"] = value
+                continue
             values[f"metrics/{name}"] = value
             if name in ("fid", "kid", "is"):
                 better = max if name == "is" else min
@@ -144,14 +151,29 @@ class GenerativeMetrics(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics(values, step=step)
             logger.save()
-        self.history.append({"step": step, **out["results"], **({"protocol": protocol} if protocol else {})})
+        at = {"resolution": resolution} if resolution is not None else {}
+        self.history.append(
+            {"step": step, **at, **out["results"], **({"protocol": protocol} if protocol else {})}
+        )
         scores = ", ".join(f"{k}={v:.6g}" for k, v in out["results"].items())
         conventions = "".join(f", {k}={v}" for k, v in protocol.items())
+        if resolution is not None:
+            conventions += f", at {resolution} px" + ("" if final else " (growing: not the final model)")
         log.info("step %d, %d samples: %s%s", step, out["protocol"]["num_samples"], scores, conventions)
         return values
 
+    @staticmethod
+    def _resolution(pl_module: Any) -> int | None:
+        """The resolution a growing model makes now (``None``: the data's, as for every other model)."""
+        scored = pl_module.scored_resolution() if hasattr(pl_module, "scored_resolution") else None
+        return None if scored is None else int(scored)
+
     def _run(self, trainer: L.Trainer, pl_module: Any, datamodule: Any) -> dict[str, Any]:
         generator = pl_module.ema_generator() if hasattr(pl_module, "ema_generator") else pl_module.G_ema
+        resolution = self._resolution(pl_module)
+        reference = reference_key(datamodule)
+        if resolution is not None and resolution != datamodule.resolution:
+            reference["scored_resolution"] = resolution
         return evaluate_on_data(
             generator,
             datamodule,
@@ -160,7 +182,7 @@ class GenerativeMetrics(L.Callback):
             num_samples=self.num_samples,
             num_real=self.num_real,
             cache_dir=self.cache_dir,
-            reference=reference_key(datamodule),
+            reference=reference,
             batch_size=self.batch_size,
             seed=self.seed,
             kid_subsets=self.kid_subsets,
@@ -170,6 +192,7 @@ class GenerativeMetrics(L.Callback):
             crop_border=self.crop_border,
             test_y_channel=self.test_y_channel,
             feature_tile=self.feature_tile,
+            real_resolution=resolution,
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -81,6 +81,9 @@ def gan_metrics(trainer: L.Trainer, throughput: Throughput) -> dict[str, int | s
             out[label] = f"{float(metrics[key]):.3f}"
     if FID_KEY in metrics:
         out["FID"] = f"{float(metrics[FID_KEY]):.2f}"
+    status = getattr(getattr(trainer, "lightning_module", None), "progress_status", None)
+    if status is not None:
+        out.update(status())
     return out
 
 

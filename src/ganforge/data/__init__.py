@@ -6,6 +6,7 @@
 ``UnpairedDataModule`` ``(uint8 domain-A image [Ca, H, W], uint8 domain-B image [Cb, H, W])``, unpaired.
 """
 
+from ganforge.data.avatars import AvatarsDataModule
 from ganforge.data.base import GANDataModule, InMemoryImages
 from ganforge.data.celeba import CelebADataModule
 from ganforge.data.cifar10 import CIFAR10DataModule
@@ -17,6 +18,7 @@ from ganforge.data.super_resolution import SuperResolutionDataModule
 from ganforge.data.unpaired import UnpairedDataModule
 
 __all__ = [
+    "AvatarsDataModule",
     "CIFAR10DataModule",
     "CelebADataModule",
     "FashionMNISTDataModule",

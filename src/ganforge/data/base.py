@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ganforge.data.sampler import ResumableSampler
+from ganforge.data.sampler import ResumableSampler, ScheduledBatchSampler
 from ganforge.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,27 @@ class GANDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         assert self.dataset is not None, "call setup() first"
         world, rank = self._world()
+        loader_options = {
+            "num_workers": self.num_workers,
+            "pin_memory": self._pin(),
+            "persistent_workers": self.num_workers > 0,
+            # Own generator: worker seeding must not consume the global RNG (exact resume).
+            "generator": torch.Generator().manual_seed(self.seed),
+            "worker_init_fn": ignore_sigterm if self.num_workers > 0 else None,
+        }
+        model = getattr(self.trainer, "lightning_module", None)
+        if hasattr(model, "batch_size_at"):  # the model sets the batch size of each step (ProGAN)
+            batches = ScheduledBatchSampler(
+                len(self.dataset),
+                model.batch_size_at,
+                model.images_before,
+                consumed_batches=lambda: self.consumed_batches,
+                seed=self.seed,
+                shuffle=self.shuffle,
+                num_replicas=world,
+                rank=rank,
+            )
+            return DataLoader(self.dataset, batch_sampler=batches, **loader_options)
         sampler = ResumableSampler(
             len(self.dataset),
             self.batch_size,
@@ -261,12 +282,7 @@ class GANDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             drop_last=True,
-            num_workers=self.num_workers,
-            pin_memory=self._pin(),
-            persistent_workers=self.num_workers > 0,
-            # Own generator: worker seeding must not consume the global RNG (exact resume).
-            generator=torch.Generator().manual_seed(self.seed),
-            worker_init_fn=ignore_sigterm if self.num_workers > 0 else None,
+            **loader_options,
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

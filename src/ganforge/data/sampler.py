@@ -13,6 +13,18 @@ import torch
 from torch.utils.data import Sampler
 
 
+def epoch_order(
+    length: int, seed: int, epoch: int, shuffle: bool, num_replicas: int, rank: int
+) -> torch.Tensor:
+    """This rank's strided share of epoch ``epoch``'s order (a permutation seeded by ``(seed, epoch)``)."""
+    if shuffle:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(length, generator=g)
+    else:
+        order = torch.arange(length)
+    return order[rank::num_replicas][: length // num_replicas]
+
+
 class ResumableSampler(Sampler):
     """Per-epoch permutation seeded by ``(seed, epoch)``, sharded over ranks, resumable mid-epoch.
 
@@ -56,12 +68,8 @@ class ResumableSampler(Sampler):
 
     def epoch_indices(self, epoch: int) -> torch.Tensor:
         """This rank's indices for a whole epoch."""
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            order = torch.randperm(self.length, generator=g)
-        else:
-            order = torch.arange(self.length)
-        return order[self.rank :: self.num_replicas][: self.batches_per_epoch * self.batch_size]
+        order = epoch_order(self.length, self.seed, epoch, self.shuffle, self.num_replicas, self.rank)
+        return order[: self.batches_per_epoch * self.batch_size]
 
     def __iter__(self) -> Iterator[int | tuple[int, int]]:
         epoch, skip = divmod(self.consumed_batches(), self.batches_per_epoch)
@@ -72,3 +80,49 @@ class ResumableSampler(Sampler):
         # The full epoch, also when resuming: Lightning restores its in-epoch batch counter, so the
         # epoch ends exactly when the shortened iterator runs out.
         return self.batches_per_epoch * self.batch_size
+
+
+class ScheduledBatchSampler(Sampler):
+    """Batches whose size depends on the step (ProGAN's batch size per resolution), resumable anywhere.
+
+    The batches are cut from one endless stream of indices: this rank's share of epoch 0's order, then
+    epoch 1's, ... Batch ``k`` has ``batch_size_at(k)`` indices and starts at stream position
+    ``images_before(k)``, so an iteration started after any number of consumed batches (a resume mid-fade,
+    at a stage boundary, across a batch-size change) yields what the uninterrupted run would have. The
+    sampler never ends: the trainer stops at ``max_steps``.
+    """
+
+    def __init__(
+        self,
+        length: int,
+        batch_size_at: Callable[[int], int],
+        images_before: Callable[[int], int],
+        consumed_batches: Callable[[], int] = lambda: 0,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.length, self.seed, self.shuffle = length, seed, shuffle
+        self.batch_size_at, self.images_before = batch_size_at, images_before
+        self.consumed_batches = consumed_batches
+        self.num_replicas, self.rank = num_replicas, rank
+        self.per_epoch = length // num_replicas
+        if self.per_epoch < 1:
+            raise ValueError(f"{length} samples cannot be shared by {num_replicas} ranks")
+
+    def _epoch(self, epoch: int) -> list[int]:
+        return epoch_order(self.length, self.seed, epoch, self.shuffle, self.num_replicas, self.rank).tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        k = self.consumed_batches()
+        epoch, pos = divmod(self.images_before(k), self.per_epoch)
+        buffer = self._epoch(epoch)
+        while True:
+            size = self.batch_size_at(k)
+            while len(buffer) - pos < size:
+                epoch += 1
+                buffer, pos = buffer[pos:] + self._epoch(epoch), 0
+            yield buffer[pos : pos + size]
+            pos += size
+            k += 1

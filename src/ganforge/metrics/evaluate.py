@@ -525,6 +525,22 @@ def evaluate_unpaired(
     return {"results": results, "protocol": protocol}
 
 
+class PooledImages(torch.utils.data.Dataset):
+    """``(uint8 image, label)`` items average-pooled by ``factor`` and up-sampled back (nearest): the real
+    images at the resolution a growing generator makes, at the full size its images have."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, factor: int) -> None:
+        self.dataset, self.factor = dataset, factor
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Any]:
+        image, label = self.dataset[i]
+        pooled = torch.nn.functional.avg_pool2d(image[None].float(), self.factor).round_().to(torch.uint8)
+        return pooled.repeat_interleave(self.factor, 2).repeat_interleave(self.factor, 3)[0], label
+
+
 def evaluate_on_data(
     generator: nn.Module,
     datamodule: Any,
@@ -544,6 +560,7 @@ def evaluate_on_data(
     crop_border: int | str | None = None,
     test_y_channel: bool | None = None,
     feature_tile: int = 128,
+    real_resolution: int | None = None,
 ) -> dict[str, Any]:
     """Score ``generator`` the way its data calls for: a noise -> image generator's samples against the
     training images (``evaluate_generator``), an image -> image generator's outputs for the test inputs
@@ -553,6 +570,10 @@ def evaluate_on_data(
     ``image_protocol`` (``None``: super-resolution data crops its scale and measures Y, other pairs
     neither) and recorded in the protocol; ``image_options`` adds further metric options (LPIPS's
     ``net``, ``weights``). ``feature_tile``: the crop size of FID/KID on test images of varying sizes.
+
+    ``real_resolution``: a noise -> image generator that makes a lower resolution than the data's (a growing
+    ProGAN, its images up-sampled to the full size) is compared with real images pooled to it and
+    up-sampled the same way; ``reference`` must then name that resolution (its features are cached apart).
 
     Unpaired (two-domain) data scores both generators of ``generator`` (an ``nn.ModuleDict`` ``{"AB",
     "BA"}``, CycleGAN's G side) with ``evaluate_unpaired``.
@@ -587,9 +608,12 @@ def evaluate_on_data(
         )
         out["protocol"]["reference"] = dict(reference)
         return out
+    dataset = datamodule.dataset
+    if real_resolution is not None and real_resolution < datamodule.resolution:
+        dataset = PooledImages(dataset, datamodule.resolution // real_resolution)
     return evaluate_generator(
         generator,
-        datamodule.dataset,
+        dataset,
         extractor,
         metrics,
         num_samples=num_samples,

@@ -14,6 +14,7 @@ from ganforge.models.cgan import CGANDiscriminator, CGANGenerator, num_classes_o
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
 from ganforge.models.pix2pix import PatchDiscriminator, ResnetGenerator, UNetGenerator
+from ganforge.models.progan import ProGANDiscriminator, ProGANGenerator
 from ganforge.models.rrdbnet import RRDBNet, UNetDiscriminatorSN
 from ganforge.models.sngan import SNGANDiscriminator, SNGANGenerator
 from ganforge.models.srresnet import SRResNet, VGGStyleDiscriminator
@@ -29,6 +30,8 @@ __all__ = [
     "MLPDiscriminator",
     "MLPGenerator",
     "PatchDiscriminator",
+    "ProGANDiscriminator",
+    "ProGANGenerator",
     "RRDBNet",
     "ResnetGenerator",
     "SNGANDiscriminator",

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
+from ganforge.models.equalized import EqualConv2d, EqualLinear, channel_widths, lrelu, normalize_2nd_moment
 from ganforge.models.layers import MinibatchStd
 from ganforge.regularizers import Regularizer
 
@@ -43,76 +44,9 @@ def _check_resolution(resolution: int, channel_base: int) -> None:
         )
 
 
-def _widths(resolution: int, channel_base: int, channel_max: int) -> dict[int, int]:
-    """Channels per resolution ``4 .. resolution``: ``min(channel_base // r, channel_max)``."""
-    return {2**i: min(channel_base // 2**i, channel_max) for i in range(2, int(math.log2(resolution)) + 1)}
-
-
-def lrelu(x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-    """Leaky ReLU (0.2) scaled by ``sqrt(2)`` so unit-variance inputs stay roughly unit variance."""
-    return F.leaky_relu(x, 0.2) * (math.sqrt(2) * gain)
-
-
-def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
-
-
 def upsample(x: torch.Tensor) -> torch.Tensor:
     """2x bilinear up-sampling (stands in for StyleGAN2's FIR-filtered transposed convolution)."""
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-
-
-class EqualLinear(nn.Module):
-    """Fully-connected layer with equalised learning rate (weights ~ N(0, 1), scaled at run time).
-
-    ``lr_mul < 1`` slows the layer down (0.01 in the mapping network) without changing its output at init.
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias_init: float = 0.0,
-        lr_mul: float = 1.0,
-        activation: bool = False,
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
-        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul))
-        self.weight_gain, self.lr_mul, self.activation = lr_mul / math.sqrt(in_features), lr_mul, activation
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.linear(x, self.weight * self.weight_gain, self.bias * self.lr_mul)
-        return lrelu(x) if self.activation else x
-
-
-class EqualConv2d(nn.Module):
-    """'Same' convolution with equalised learning rate; ``down`` halves the resolution first.
-
-    Down-sampling is a 2x2 average pool before the convolution (the original blurs with a FIR filter
-    and uses a stride-2 convolution; both see a 6x6 input window for a 3x3 kernel).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        bias: bool = True,
-        activation: bool = True,
-        down: bool = False,
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
-        self.activation, self.down = activation, down
-
-    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-        if self.down:
-            x = F.avg_pool2d(x, 2)
-        x = F.conv2d(x, self.weight * self.weight_gain, self.bias, padding=self.weight.shape[-1] // 2)
-        return lrelu(x, gain) if self.activation else x * gain
 
 
 # -- generator ----------------------------------------------------------------------------------
@@ -225,7 +159,7 @@ class SynthesisNetwork(nn.Module):
         self, w_dim: int, resolution: int, channels: int, channel_base: int, channel_max: int
     ) -> None:
         super().__init__()
-        widths = _widths(resolution, channel_base, channel_max)
+        widths = channel_widths(resolution, channel_base, channel_max)
         self.blocks = nn.ModuleList(
             SynthesisBlock(widths.get(r // 2, 0), widths[r], w_dim, r, channels) for r in widths
         )
@@ -399,7 +333,7 @@ class StyleGANDiscriminator(nn.Module):
         _check_resolution(resolution, channel_base)
         self.resolution, self.channels = resolution, channels
         self.num_classes = int(num_classes or 0)
-        widths = _widths(resolution, channel_base, channel_max)
+        widths = channel_widths(resolution, channel_base, channel_max)
         c4 = widths[4]
         if c4 % mbstd_num_channels:
             raise ConfigError(

@@ -4,6 +4,7 @@ which loss terms G and D minimise; the base does the optimisation, EMA, logging 
 from ganforge.tasks.base import AdversarialModule
 from ganforge.tasks.noise import GANModule
 from ganforge.tasks.paired import PairedModule
+from ganforge.tasks.progressive import ProGANModule
 from ganforge.tasks.unpaired import CycleGANModule
 
-__all__ = ["AdversarialModule", "CycleGANModule", "GANModule", "PairedModule"]
+__all__ = ["AdversarialModule", "CycleGANModule", "GANModule", "PairedModule", "ProGANModule"]

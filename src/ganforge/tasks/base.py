@@ -312,6 +312,20 @@ class AdversarialModule(L.LightningModule):
         """An image batch in the networks' memory layout (channels-last or contiguous)."""
         return images.contiguous(memory_format=self.memory_format) if images.ndim == 4 else images
 
+    def scored_resolution(self) -> int | None:
+        """The resolution the G side makes now, when it is not the data's (a growing ProGAN): metrics
+        then score real images pooled to it and say so."""
+        return None
+
+    def scores_final(self) -> bool:
+        """Whether metrics now score the model the run is making (false while ProGAN grows): only such
+        scores compete for the best-FID checkpoint."""
+        return True
+
+    def progress_status(self) -> dict[str, str]:
+        """Extra fields for the progress bar (ProGAN: resolution and fade-in)."""
+        return {}
+
     def g_side(self) -> nn.Module:
         """The networks G's optimizer trains and the EMA averages."""
         return self.G
