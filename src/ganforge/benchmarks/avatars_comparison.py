@@ -5,7 +5,8 @@ Each model trains its CPU-sized experiment (``experiment=avatars_progan``, ``ava
 training (``trainer.max_time``: set-up and scoring not counted) with each of ``--seeds`` seeds, then its EMA
 generator is scored: FID and KID of ``--num-samples`` generated faces against as many real ones (Inception
 features, offline weights), at the resolution it makes when time is up (ProGAN must have finished growing:
-the table says if it had not). A grid of 32 samples per run is written beside its ``result.json``.
+the table says if it had not). A grid of 32 samples per run is written beside its ``result.json``; "run s" is
+the whole run, set-up (and rendering the faces the first time) included.
 Mean ± standard error over seeds, in ``<out>/results.md`` and ``<out>/results.json``::
 
     python -m ganforge.benchmarks.avatars_comparison --threads 1 --minutes 10 --seeds 3 \\
@@ -94,7 +95,7 @@ def run_once(name: str, seed: int, out: Path, args: argparse.Namespace, extracto
 
 def format_table(runs: dict[str, list[dict[str, Any]]]) -> str:
     lines = [
-        "| model | seeds | G / D params | FID | KID | steps | images (k) | scored at | run s (set-up incl.) |",
+        "| model | seeds | G / D params | FID | KID | steps | images (k) | scored at | run s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, group in runs.items():
