@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +35,12 @@ def tiny_overrides(output_dir: Path) -> list[str]:
         f"paths.data_dir={output_dir}/data",
         f"paths.log_dir={output_dir}/logs",  # caches (decoded images) stay in the test's folder
     ]
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    """``python <repo>/<script> <args>`` in a subprocess from the repository root (5-minute limit)."""
+    command = [sys.executable, str(REPO_ROOT / script), *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
 
 
 @pytest.fixture(autouse=True)

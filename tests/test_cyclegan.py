@@ -7,8 +7,6 @@ translate.py, and a 2-process DDP run resumed exactly (every rank's pools and pa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from ganforge.tasks.unpaired import ImagePool
 from ganforge.train import compose_config, train
 from ganforge.translate import load_translator, translate
 
-from .conftest import REPO_ROOT, SHARED_DATASETS
+from .conftest import SHARED_DATASETS, run_script
 from .test_train import _assert_same_state, logged
 
 
@@ -380,11 +378,6 @@ def emoji_cyclegan(tmp_path: Path, *overrides: str) -> list[str]:
     ]
 
 
-def _cli(script: str, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(REPO_ROOT / script), *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
-
-
 @needs_emoji
 def test_emoji_cyclegan_trains_scores_and_translates_back(compose_cfg, tmp_path) -> None:
     """On real data: every loss term logged, the cycle grid of the test emoji, the metrics callback,
@@ -427,7 +420,7 @@ def test_emoji_cyclegan_trains_scores_and_translates_back(compose_cfg, tmp_path)
     with zipfile.ZipFile(EMOJI) as z:
         for name in ("1f600", "1f60d"):
             (inputs / f"{name}.png").write_bytes(z.read(f"twitter/{name}.png"))
-    proc = _cli(
+    proc = run_script(
         "translate.py", f"ckpt_path={ckpt}", f"input={inputs}", "direction=BtoA", "device=cpu",
         f"out={tmp_path / 'google'}", f"hydra.run.dir={tmp_path / 't'}",
     )  # fmt: skip
@@ -460,7 +453,9 @@ def test_emoji_cyclegan_ddp_resume_continues_every_rank_exactly(tmp_path) -> Non
         "resumed": [f"ckpt_path={tmp_path}/straight/checkpoints/step_0000002.ckpt"],
     }
     for name, extra in runs.items():
-        proc = _cli("train.py", *common, "trainer.max_steps=4", *extra, f"hydra.run.dir={tmp_path / name}")
+        proc = run_script(
+            "train.py", *common, "trainer.max_steps=4", *extra, f"hydra.run.dir={tmp_path / name}"
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MEMBER: 2/2" in proc.stderr + proc.stdout
     straight = load_checkpoint(tmp_path / "straight/checkpoints/last.ckpt")["state_dict"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ganforge.callbacks.progress import Throughput, gan_metrics
-from ganforge.checkpoint import CheckpointError
+from ganforge.checkpoint import CheckpointError, load_checkpoint
 from ganforge.data.sampler import ScheduledBatchSampler
 from ganforge.errors import ConfigError
 from ganforge.models.equalized import EqualConv2d
@@ -17,6 +17,7 @@ from ganforge.models.progan import ProGANDiscriminator, ProGANGenerator, at_leve
 from ganforge.tasks.progressive import GrowthSchedule
 from ganforge.train import train
 
+from .conftest import run_script, tiny_overrides
 from .test_train import _assert_same_state, logged
 
 pytestmark = pytest.mark.usefixtures("fashion_mnist_available")
@@ -243,3 +244,33 @@ def test_progan_bad_input_fails_before_training(compose_cfg, tmp_path) -> None:
                 *PROGAN, "trainer.max_steps=20", f"ckpt_path={tmp_path / 'dcgan/checkpoints/last.ckpt'}"
             )
         )
+
+
+def test_progan_ddp_resume_across_a_new_level_continues_every_rank_exactly(tmp_path) -> None:
+    """Two CPU processes, each drawing its share of the step-sized batches; a run resumed at step 10 (a new
+    level fades in, the batch size drops from 8 to 4, the Adam states are cleared) ends with the straight
+    run's weights."""
+    ddp = [
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        "trainer.sync_batchnorm=false",
+        "data.max_samples=96",  # 48 per rank: both cross an epoch end
+        "trainer.max_steps=20",
+    ]
+    runs = {
+        "straight": ["callbacks.model_checkpoint.every_n_train_steps=10"],
+        "resumed": [f"ckpt_path={tmp_path}/straight/checkpoints/step_0000010.ckpt"],
+    }
+    for name, extra in runs.items():
+        out = tmp_path / name
+        args = [*tiny_overrides(out), *PROGAN, *ddp, *extra, f"hydra.run.dir={out}"]
+        proc = run_script("train.py", *args)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MEMBER: 2/2" in proc.stderr + proc.stdout
+    straight = load_checkpoint(tmp_path / "straight/checkpoints/last.ckpt")["state_dict"]
+    resumed = load_checkpoint(tmp_path / "resumed/checkpoints/last.ckpt")["state_dict"]
+    assert straight.keys() == resumed.keys() and straight["G._extra_state"] == {"level": 2, "alpha": 1.0}
+    for key, value in straight.items():
+        same = torch.equal(value, resumed[key]) if torch.is_tensor(value) else value == resumed[key]
+        assert same, key

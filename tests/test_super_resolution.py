@@ -8,8 +8,6 @@ import importlib.util
 import io
 import json
 import math
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from ganforge.train import _model, train
 from ganforge.translate import translate
 from ganforge.utils import instantiate
 
-from .conftest import REPO_ROOT, SHARED_DATASETS
+from .conftest import SHARED_DATASETS, run_script
 from .test_train import _assert_same_state, logged
 
 PHOTOS = SHARED_DATASETS / "sr-photos.zip"
@@ -288,7 +286,7 @@ def test_metrics_eval_py_and_tiled_translate_py_on_an_sr_checkpoint(compose_cfg,
     assert values["metrics/protocol/crop_border"] == 4 and values["metrics/protocol/test_y_channel"] == 1
     ckpt = tmp_path / "run/checkpoints/last.ckpt"
     out = tmp_path / "eval.json"
-    proc = _cli(
+    proc = run_script(
         "eval.py", f"ckpt_path={ckpt}", "metrics=[psnr,ssim]", f"output={out}", f"hydra.run.dir={tmp_path}/e",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -316,16 +314,6 @@ def test_metrics_eval_py_and_tiled_translate_py_on_an_sr_checkpoint(compose_cfg,
     assert Image.open(grid / "photo.png").size == (3 * 400, 280)  # bicubic | output | target
 
 
-def _cli(script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / script), *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-    )
-
-
 def test_srresnet_ddp_resume_continues_every_rank_exactly(tmp_path) -> None:
     """Two CPU processes draw disjoint patches; a resumed D-less run ends with the straight weights."""
     common = [
@@ -342,7 +330,9 @@ def test_srresnet_ddp_resume_continues_every_rank_exactly(tmp_path) -> None:
         "resumed": [f"ckpt_path={tmp_path}/straight/checkpoints/step_0000002.ckpt"],
     }
     for name, extra in runs.items():
-        proc = _cli("train.py", *common, "trainer.max_steps=4", *extra, f"hydra.run.dir={tmp_path / name}")
+        proc = run_script(
+            "train.py", *common, "trainer.max_steps=4", *extra, f"hydra.run.dir={tmp_path / name}"
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MEMBER: 2/2" in proc.stderr + proc.stdout
     straight = load_checkpoint(tmp_path / "straight/checkpoints/last.ckpt")["state_dict"]

@@ -20,18 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ganforge.benchmarks.runs import compose_run, gather
+from ganforge.benchmarks.runs import compose_run, gather, run_grid
 from ganforge.benchmarks.stats import json_safe, plus_minus, summarize
-from ganforge.errors import GanforgeError
 
 MODELS = {"progan": "avatars_progan", "dcgan": "avatars_dcgan", "stylegan_lite": "avatars_stylegan_lite"}
 KEYS = ("fid", "kid", "steps", "kimg", "train_seconds")
@@ -144,24 +140,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.summarize is not None:
         print(write_results(args.summarize))
         return 0
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        from ganforge.metrics.extractors import build_extractor
+    from ganforge.metrics.extractors import build_extractor
 
-        extractor = build_extractor(args.extractor)
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            for name in args.models:
-                run = run_once(name, seed, args.out / name / f"seed{seed}", args, extractor)
-                print(
-                    f"{name:14s} seed {seed}: FID {run['fid']:.1f}, KID {run['kid']:.4f} after "
-                    f"{run['steps']} steps ({run['kimg']:.1f}k images, {run['resolution']} px)",
-                    flush=True,
-                )
-    except GanforgeError as e:
-        print(f"ganforge: error: {e}", file=sys.stderr)
-        return 2
+    extractor = None
+
+    def run_one(name: str, seed: int, out: Path) -> dict[str, Any]:
+        nonlocal extractor
+        extractor = extractor or build_extractor(args.extractor)
+        return run_once(name, seed, out, args, extractor)
+
+    def describe(run: dict[str, Any]) -> str:
+        return (
+            f"FID {run['fid']:.1f}, KID {run['kid']:.4f} after {run['steps']} steps ({run['kimg']:.1f}k "
+            f"images, {run['resolution']} px)"
+        )
+
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    status = run_grid(args.models, seeds, args.out, args.threads, run_one, describe)
+    if status:
+        return status
     print(write_results(args.out))
     return 0
 

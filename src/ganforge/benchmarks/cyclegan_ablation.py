@@ -29,18 +29,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ganforge.benchmarks.runs import compose_run, gather
+from ganforge.benchmarks.runs import compose_run, gather, run_grid
 from ganforge.benchmarks.stats import json_safe, plus_minus, summarize
-from ganforge.errors import GanforgeError
 
 SETTINGS: dict[str, list[str]] = {
     "gan": ["model.cycle_weight=0", "model.identity_weight=0"],
@@ -180,28 +176,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.summarize is not None:
         print(write_results(args.summarize))
         return 0
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        from ganforge.metrics.extractors import build_extractor
+    from ganforge.metrics.extractors import build_extractor
 
-        extractor = build_extractor(args.extractor)
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            for name in args.settings:
-                run, datamodule = run_once(name, seed, args.out / name / f"seed{seed}", args, extractor)
-                print(
-                    f"{name:18s} seed {seed}: FID A→B {run['fid_ab']:.1f}, B→A {run['fid_ba']:.1f}, "
-                    f"PSNR A→B {run['psnr_ab']:.2f}, B→A {run['psnr_ba']:.2f} ({run['train_seconds']:.0f} s)",
-                    flush=True,
-                )
-                if not (args.out / BASELINE / "result.json").is_file():  # once, on the same test images
-                    base = run_baseline(args.out, datamodule, extractor, args.num_samples)
-                    fids = f"FID A→B {base['fid_ab']:.1f}, B→A {base['fid_ba']:.1f}"
-                    print(f"{BASELINE:18s}: {fids}", flush=True)
-    except GanforgeError as e:
-        print(f"ganforge: error: {e}", file=sys.stderr)
-        return 2
+    extractor = None
+
+    def run_one(name: str, seed: int, out: Path) -> dict[str, Any]:
+        nonlocal extractor
+        extractor = extractor or build_extractor(args.extractor)
+        run, datamodule = run_once(name, seed, out, args, extractor)
+        if not (args.out / BASELINE / "result.json").is_file():  # once, on the same test images
+            base = run_baseline(args.out, datamodule, extractor, args.num_samples)
+            print(f"{BASELINE:18s}: FID A→B {base['fid_ab']:.1f}, B→A {base['fid_ba']:.1f}", flush=True)
+        return run
+
+    def describe(run: dict[str, Any]) -> str:
+        return (
+            f"FID A→B {run['fid_ab']:.1f}, B→A {run['fid_ba']:.1f}, PSNR A→B {run['psnr_ab']:.2f}, "
+            f"B→A {run['psnr_ba']:.2f} ({run['train_seconds']:.0f} s)"
+        )
+
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    status = run_grid(args.settings, seeds, args.out, args.threads, run_one, describe)
+    if status:
+        return status
     print(write_results(args.out))
     return 0
 

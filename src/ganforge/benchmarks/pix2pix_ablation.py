@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from ganforge.benchmarks.runs import compose_run, gather
+from ganforge.benchmarks.runs import compose_run, gather, run_grid
 from ganforge.benchmarks.stats import json_safe, plus_minus, summarize
-from ganforge.errors import GanforgeError
 
 SETTINGS: dict[str, list[str]] = {
     "l1": ["model.adversarial_weight=0"],
@@ -108,25 +104,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.summarize is not None:
         print(format_table(gather(args.summarize, SETTINGS)))
         return 0
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            for name in args.settings:
-                run = run_once(
-                    name, seed, args.out / name / f"seed{seed}", args.experiment, args.data_path, args.steps,
-                    args.overrides,
-                )  # fmt: skip
-                print(
-                    f"{name:8s} seed {seed}: FID {run['fid']:.1f}, KID {run['kid']:.4f}, "
-                    f"PSNR {run['psnr']:.2f}, SSIM {run['ssim']:.4f}, L1 {run['l1']:.4f} "
-                    f"({run['train_seconds']:.0f} s)",
-                    flush=True,
-                )
-    except GanforgeError as e:
-        print(f"ganforge: error: {e}", file=sys.stderr)
-        return 2
+
+    def run_one(name: str, seed: int, out: Path) -> dict[str, Any]:
+        return run_once(name, seed, out, args.experiment, args.data_path, args.steps, args.overrides)
+
+    def describe(run: dict[str, Any]) -> str:
+        return (
+            f"FID {run['fid']:.1f}, KID {run['kid']:.4f}, PSNR {run['psnr']:.2f}, SSIM {run['ssim']:.4f}, "
+            f"L1 {run['l1']:.4f} ({run['train_seconds']:.0f} s)"
+        )
+
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    status = run_grid(args.settings, seeds, args.out, args.threads, run_one, describe)
+    if status:
+        return status
     print(format_table(gather(args.out, SETTINGS)))
     return 0
 

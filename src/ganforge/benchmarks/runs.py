@@ -1,12 +1,18 @@
-"""Training runs shared by the ablation benchmarks: the composed CPU config of one run, and the finished runs
-gathered from their ``result.json`` files."""
+"""Training runs shared by the benchmarks that train settings over seeds: the composed CPU config of one run,
+the loop over settings and seeds, and the finished runs gathered from their ``result.json`` files."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import logging
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
+
+from ganforge.errors import GanforgeError
 
 
 def compose_run(
@@ -44,3 +50,27 @@ def gather(root: Path, order: Iterable[str] = ()) -> dict[str, list[dict[str, An
         run = json.loads(path.read_text())
         runs.setdefault(run["setting"], []).append(run)
     return {name: runs[name] for name in dict.fromkeys([*order, *runs]) if name in runs}
+
+
+def run_grid(
+    names: Sequence[str],
+    seeds: Iterable[int],
+    out: Path,
+    threads: int | None,
+    run_one: Callable[[str, int, Path], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str],
+) -> int:
+    """``run_one(name, seed, <out>/<name>/seed<seed>)`` for every seed and name, a line for each finished run;
+    exit status 0, or 2 after printing a ``GanforgeError`` (bad data, options) as the CLIs do."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        for seed in seeds:
+            for name in names:
+                run = run_one(name, seed, out / name / f"seed{seed}")
+                print(f"{name:18s} seed {seed}: {describe(run)}", flush=True)
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    return 0

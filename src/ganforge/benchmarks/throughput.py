@@ -188,26 +188,19 @@ def _check_plain(cfg: DictConfig, task: str) -> None:
         if task == "pix2pix" and (set(model.content) != {"l1"} or not model.conditional_d):
             raise ConfigError("the plain Pix2Pix loop implements a conditional D with GAN + L1 only")
         return
-    if task == "progan":
-        if (
-            cfg.loss._target_ != "ganforge.losses.WassersteinGPLoss"
-            or (model.get("n_critic") or cfg.loss.get("n_critic", 1)) != 1
-            or extras
-        ):
+    #: the reference steps the plain loop writes out with one D update per G update: (loss, its name)
+    reference = {
+        "progan": ("WassersteinGPLoss", "WGAN-GP (loss=wgan_gp_drift)"),
+        "cyclegan": ("LeastSquaresLoss", "LSGAN (loss=lsgan)"),
+    }
+    if task in reference:
+        loss, name = reference[task]
+        one_d_update = (model.get("n_critic") or cfg.loss.get("n_critic", 1)) == 1
+        if cfg.loss._target_ != f"ganforge.losses.{loss}" or not one_d_update or extras:
+            family = {"progan": "ProGAN", "cyclegan": "CycleGAN"}[task]
             raise ConfigError(
-                "the plain ProGAN loop implements its reference step only: WGAN-GP (loss=wgan_gp_drift), one "
-                "D update per G update, no regularizers, augment or clipping"
-            )
-        return
-    if task == "cyclegan":
-        if (
-            cfg.loss._target_ != "ganforge.losses.LeastSquaresLoss"
-            or (model.get("n_critic") or cfg.loss.get("n_critic", 1)) != 1
-            or extras
-        ):
-            raise ConfigError(
-                "the plain CycleGAN loop implements its reference step only: LSGAN (loss=lsgan), one D "
-                "update per G update, no regularizers, augment or clipping"
+                f"the plain {family} loop implements its reference step only: {name}, one D update per G "
+                "update, no regularizers, augment or clipping"
             )
         return
     content = {k for k, v in model.content.items() if v is not None}

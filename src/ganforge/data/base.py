@@ -254,28 +254,21 @@ class GANDataModule(L.LightningDataModule):
             "generator": torch.Generator().manual_seed(self.seed),
             "worker_init_fn": ignore_sigterm if self.num_workers > 0 else None,
         }
+        order = {  # the data order: a function of the seed, the rank and the batches consumed
+            "consumed_batches": lambda: self.consumed_batches,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "num_replicas": world,
+            "rank": rank,
+        }
         model = getattr(self.trainer, "lightning_module", None)
         if hasattr(model, "batch_size_at"):  # the model sets the batch size of each step (ProGAN)
             batches = ScheduledBatchSampler(
-                len(self.dataset),
-                model.batch_size_at,
-                model.images_before,
-                consumed_batches=lambda: self.consumed_batches,
-                seed=self.seed,
-                shuffle=self.shuffle,
-                num_replicas=world,
-                rank=rank,
+                len(self.dataset), model.batch_size_at, model.images_before, **order
             )
             return DataLoader(self.dataset, batch_sampler=batches, **loader_options)
         sampler = ResumableSampler(
-            len(self.dataset),
-            self.batch_size,
-            consumed_batches=lambda: self.consumed_batches,
-            seed=self.seed,
-            shuffle=self.shuffle,
-            num_replicas=world,
-            rank=rank,
-            with_epoch=self.items_know_epoch,
+            len(self.dataset), self.batch_size, with_epoch=self.items_know_epoch, **order
         )
         return DataLoader(
             self.dataset,
