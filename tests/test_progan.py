@@ -274,3 +274,15 @@ def test_progan_ddp_resume_across_a_new_level_continues_every_rank_exactly(tmp_p
     for key, value in straight.items():
         same = torch.equal(value, resumed[key]) if torch.is_tensor(value) else value == resumed[key]
         assert same, key
+
+
+def test_model_progan_alone_runs_long_enough_to_grow_to_the_data_resolution() -> None:
+    from ganforge.train import compose_config
+
+    cfg = compose_config(["model=progan", "data=avatars"])  # the paper's 600k + 600k at batch 128
+    schedule = GrowthSchedule(64, 600_000, 600_000, 128)
+    assert cfg.trainer.max_steps == schedule.final_step + math.ceil(600_000 / 128) == 42_192
+    assert cfg.loss.drift == 0.001 and cfg.loss.n_critic == 1
+    assert compose_config(["model=progan", "data=avatars", "trainer.max_steps=9"]).trainer.max_steps == 9
+    assert compose_config(["model=progan", "loss=hinge"]).loss._target_ == "ganforge.losses.HingeLoss"
+    assert compose_config(["model=dcgan"]).trainer.max_steps == 3000

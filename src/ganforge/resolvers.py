@@ -3,6 +3,7 @@
 import importlib.util
 import math
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -31,6 +32,17 @@ def package_file(package: str, name: str) -> str:
     return str(Path(next(iter(spec.submodule_search_locations))) / name)
 
 
+def growth_steps(resolution: int, growth: Any) -> int:
+    """``${growth_steps:${data.resolution},${model.growth}}``: the steps of a ProGAN run that grows to
+    ``resolution`` and then trains one stable phase there (the default length of ``model=progan``)."""
+    from ganforge.tasks.progressive import GrowthSchedule
+
+    options = OmegaConf.to_container(growth, resolve=True) if OmegaConf.is_config(growth) else dict(growth)
+    keys = ("stable_images", "fade_images", "batch_sizes", "start_resolution")
+    schedule = GrowthSchedule(int(resolution), **{k: options[k] for k in keys if k in options})
+    return schedule.final_step + math.ceil(schedule.stable_images / schedule.phases[-1].batch_size)
+
+
 def register() -> None:
     # ${mul:${data.channels},${model.pack}}: PacGAN's D sees pack x channels
     if not OmegaConf.has_resolver("mul"):
@@ -47,3 +59,6 @@ def register() -> None:
     # ${package_file:skimage,data/astronaut.png}: test photos that ship with a package
     if not OmegaConf.has_resolver("package_file"):
         OmegaConf.register_new_resolver("package_file", package_file)
+    # ${growth_steps:${data.resolution},${model.growth}}: a ProGAN run's default length
+    if not OmegaConf.has_resolver("growth_steps"):
+        OmegaConf.register_new_resolver("growth_steps", growth_steps)
