@@ -347,7 +347,9 @@ def _pix2pix_ckpt(generator_cfg: dict) -> dict:
 
 
 def test_cyclegan_config_and_experiment_compose() -> None:
-    cfg = compose_config(["model=cyclegan", "loss=lsgan"])
+    cfg = compose_config(["model=cyclegan"])
+    assert cfg.loss._target_ == "ganforge.losses.LeastSquaresLoss"  # the model config chooses LSGAN
+    assert compose_config(["model=cyclegan", "loss=hinge"]).loss._target_ == "ganforge.losses.HingeLoss"
     assert cfg.model.generator.n_blocks == 9 and cfg.model.generator.norm == "instance"
     assert cfg.model.cycle_weight == 10 and cfg.model.identity_weight == 0.5 and cfg.model.pool_size == 50
     assert cfg.model.scheduler_g.start == 0.5 and list(cfg.model.optimizer_d.betas) == [0.5, 0.999]
