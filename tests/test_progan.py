@@ -173,7 +173,7 @@ def test_progan_trains_through_every_stage_and_logs_its_growth(compose_cfg, tmp_
     values = logged(tmp_path / "run")
     assert values["growth/resolution"][:3] == [4.0, 4.0, 8.0]  # after steps 1, 2, 3
     assert values["growth/alpha"][2:6] == [0.0, 0.25, 0.5, 0.75]
-    assert values["growth/kimg"][-1] == pytest.approx(0.132)  # 132 images at step 20
+    assert values["growth/kimg"][-1] == pytest.approx(0.136)  # 32 + 8 * 8 + 8 * 4 + 2 * 4 images in 20 steps
     assert all(math.isfinite(v) for v in values["loss/d"] + values["loss/g"])
     assert type(module.loss).__name__ == "WassersteinGPLoss" and module.loss.drift == 0.001
     assert module.n_critic == 1
@@ -231,6 +231,8 @@ def test_progan_bad_input_fails_before_training(compose_cfg, tmp_path) -> None:
         train(compose_cfg(*PROGAN, "data.resolution=28"))
     with pytest.raises(ConfigError, match=r"every resolution \[4, 8, 16\]: \[32\] are not resolutions"):
         train(compose_cfg(*PROGAN, "trainer.max_steps=20", "+model.growth.batch_sizes.32=2"))
+    with pytest.raises(ConfigError, match=r"\{8: 6\} cannot be split into minibatch-std groups of .*=4"):
+        train(compose_cfg(*PROGAN, "trainer.max_steps=20", "model.growth.batch_sizes={4:16,8:6,16:4}"))
     with pytest.raises(ConfigError, match=r"model.compile is not supported by ProGAN"):
         train(compose_cfg(*PROGAN, "trainer.max_steps=20", "model.compile=true"))
     with pytest.raises(ConfigError, match=r"batches of 64 but the data has only 48 images"):

@@ -166,7 +166,8 @@ class ProGANModule(GANModule):
     """The noise -> image family with progressive growing; see ``GANModule`` for the shared options.
 
     Args:
-        growth: ``stable_images``, ``fade_images``, ``batch_sizes`` (see ``GrowthSchedule``) and
+        growth: ``stable_images``, ``fade_images``, ``batch_sizes``, ``start_resolution`` (see
+            ``GrowthSchedule``) and
             ``reset_optimizers``: clear both Adam states when a new level starts fading in (an option of
             the official code; off by default, as there).
         The generator and discriminator must be growing networks (``ganforge.models.progan``).
@@ -241,6 +242,13 @@ class ProGANModule(GANModule):
                 f"model.growth.batch_sizes asks for batches of {largest} but the data has only "
                 f"{len(dataset)} images: lower the batch sizes or use more data"
             )
+        group = self.D.mbstd.group_size
+        uneven = {r: b for r, b in self.schedule.batch_sizes.items() if b % min(group, b)}
+        if uneven:
+            raise ConfigError(
+                f"model.growth.batch_sizes {uneven} cannot be split into minibatch-std groups of "
+                f"model.discriminator.mbstd_group_size={group}: use multiples of it"
+            )
         max_steps = getattr(getattr(datamodule, "trainer", None), "max_steps", -1)
         if 0 < max_steps <= self.schedule.final_step:
             raise ConfigError(
@@ -268,7 +276,10 @@ class ProGANModule(GANModule):
             self._growth_logs = {
                 "growth/resolution": torch.tensor(float(growth.resolution)),
                 "growth/alpha": torch.tensor(growth.alpha),
-                "growth/kimg": torch.tensor(growth.images * self.trainer.world_size / 1000),
+                # images shown once this step is done, by all processes
+                "growth/kimg": torch.tensor(
+                    (growth.images + growth.batch_size) * self.trainer.world_size / 1000
+                ),
             }
         super().training_step(batch, batch_idx)
 
