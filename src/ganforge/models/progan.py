@@ -87,6 +87,14 @@ def at_level(images: torch.Tensor, level: int, alpha: float, max_level: int) -> 
     return upsample_nearest(x, factor)
 
 
+def progan_widths(resolution: int, channel_base: int, channel_max: int) -> dict[int, int]:
+    """Channels per resolution ``4 .. resolution`` (``channel_widths``); a ``ConfigError`` if one is 0."""
+    widths = channel_widths(resolution, channel_base, channel_max)
+    if min(widths.values()) < 1:
+        raise ConfigError(f"channel_base={channel_base} leaves no channels at {resolution} px: raise it")
+    return widths
+
+
 class GeneratorBlock(nn.Module):
     """Doubles the resolution: nearest up-sampling, two 3x3 convolutions, each followed by pixel norm."""
 
@@ -118,9 +126,7 @@ class ProGANGenerator(Growing):
         super().__init__(resolution)
         self.resolution, self.channels, self.z_dim = resolution, channels, z_dim
         self.num_classes = 0
-        widths = channel_widths(resolution, channel_base, channel_max)
-        if min(widths.values()) < 1:
-            raise ConfigError(f"channel_base={channel_base} leaves no channels at {resolution} px: raise it")
+        widths = progan_widths(resolution, channel_base, channel_max)
         c4 = widths[4]
         self.c4 = c4
         self.dense = EqualLinear(z_dim, c4 * 16, activation=True)  # the 4x4 "transposed convolution"
@@ -172,9 +178,7 @@ class ProGANDiscriminator(Growing):
     ) -> None:
         super().__init__(resolution)
         self.resolution, self.channels = resolution, channels
-        widths = channel_widths(resolution, channel_base, channel_max)
-        if min(widths.values()) < 1:
-            raise ConfigError(f"channel_base={channel_base} leaves no channels at {resolution} px: raise it")
+        widths = progan_widths(resolution, channel_base, channel_max)
         c4 = widths[4]
         if c4 % mbstd_num_channels:
             raise ConfigError(f"mbstd_num_channels={mbstd_num_channels} must divide the 4x4 width {c4}")

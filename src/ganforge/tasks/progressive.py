@@ -199,7 +199,6 @@ class ProGANModule(GANModule):
         self.schedule = GrowthSchedule(generator.resolution, **options)
         self.growth = self.schedule.at(0)
         self._apply_growth(self.growth)
-        self._growth_logs: dict[str, torch.Tensor] = {}
 
     # -- growth -----------------------------------------------------------------------------------
     def _apply_growth(self, growth: Growth) -> None:
@@ -272,20 +271,15 @@ class ProGANModule(GANModule):
         if self.reset_optimizers and p.fading and step == p.start_step:  # a new level starts fading in
             for opt in self.optimizers():
                 opt.optimizer.state.clear()
-        if self.log_due(step + 1):
-            self._growth_logs = {
-                "growth/resolution": torch.tensor(float(growth.resolution)),
-                "growth/alpha": torch.tensor(growth.alpha),
-                # images shown once this step is done, by all processes
-                "growth/kimg": torch.tensor(
-                    (growth.images + growth.batch_size) * self.trainer.world_size / 1000
-                ),
-            }
         super().training_step(batch, batch_idx)
 
     def _finish_step(self, logs: dict[str, torch.Tensor], log_now: bool) -> None:
-        if log_now:
-            logs.update(self._growth_logs)
+        if log_now:  # the growth of the step just done
+            g = self.growth
+            logs["growth/resolution"] = torch.tensor(float(g.resolution))
+            logs["growth/alpha"] = torch.tensor(g.alpha)
+            # images shown once this step is done, by all processes
+            logs["growth/kimg"] = torch.tensor((g.images + g.batch_size) * self.trainer.world_size / 1000)
         super()._finish_step(logs, log_now)
 
     def prepare_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
