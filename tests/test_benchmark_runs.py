@@ -59,3 +59,35 @@ def test_benchmark_help_names_the_module(module, capsys) -> None:
     with pytest.raises(SystemExit):
         module.main(["--help"])
     assert f"python -m {module.__name__}" in capsys.readouterr().out
+
+
+def test_a_run_stopped_by_sigterm_is_not_recorded_and_ends_the_grid(tmp_path, monkeypatch, capsys) -> None:
+    """A SIGTERM'd run returns from train() with ``preempted`` (its last.ckpt written); the benchmark must not
+    score it as if it were finished nor go on to the next run: exit 143 and no result.json."""
+    import types
+
+    import ganforge.train
+
+    calls = []
+
+    def preempted_train(cfg):
+        calls.append(cfg.seed)
+        return {"preempted": True, "trainer": types.SimpleNamespace(global_step=3)}
+
+    monkeypatch.setattr(ganforge.train, "train", preempted_train)
+    out = tmp_path / "out"
+    args = [
+        "--data-path",
+        str(tmp_path / "x.zip"),
+        "--settings",
+        "l1",
+        "cgan",
+        "--seeds",
+        "2",
+        "--steps",
+        "9",
+    ]
+    assert pix2pix_ablation.main([*args, "--out", str(out)]) == 143
+    assert calls == [0] and not list(out.rglob("result.json"))
+    err = capsys.readouterr().err
+    assert "ganforge: stopped:" in err and "after step 3 of 9" in err and "not recorded" in err

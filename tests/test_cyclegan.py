@@ -358,6 +358,38 @@ def test_cyclegan_config_and_experiment_compose() -> None:
     exp = compose_config(["experiment=emoji_cyclegan"])
     assert exp.model.generator.n_blocks == 6 and exp.loss._target_.endswith("LeastSquaresLoss")
     assert exp.model._target_ == "ganforge.tasks.CycleGANModule"
+    # the CPU-budget preset: the emoji experiment with U-Net generators, loaded at the crop size
+    unet = compose_config(["experiment=emoji_cyclegan_unet"])
+    assert (
+        unet.model.generator._target_ == "ganforge.models.UNetGenerator"
+        and "n_blocks" not in unet.model.generator
+    )
+    assert unet.model.generator.max_channels == 128 and unet.data.load_size == unet.data.resolution == 64
+    assert unet.model.generator.base_channels == 32 and unet.model.generator.norm == "instance"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "target", "blocks"),
+    [
+        (["model=cyclegan", "data=emoji_unpaired"], "ResnetGenerator", 9),
+        (["model=cyclegan", "data=emoji_unpaired", "generator=resnet_6blocks"], "ResnetGenerator", 6),
+        (["model=cyclegan", "data=emoji_unpaired", "generator=unet"], "UNetGenerator", None),
+        (["model=pix2pix", "data=emoji_styles"], "UNetGenerator", None),
+        (["model=pix2pix", "data=emoji_styles", "generator=resnet_9blocks"], "ResnetGenerator", 9),
+        (["model=pix2pix", "data=emoji_styles", "generator=resnet_6blocks"], "ResnetGenerator", 6),
+    ],
+)
+def test_the_generator_group_swaps_the_image_to_image_generator(overrides, target, blocks) -> None:
+    """generator=unet | resnet_9blocks | resnet_6blocks (the reference's --netG) for both image -> image
+    models; each model keeps its own norm, dropout and channels, and the choice builds."""
+    cfg = compose_config(overrides)
+    g = cfg.model.generator
+    assert g._target_ == f"ganforge.models.{target}" and g.get("n_blocks") == blocks
+    pix2pix = "model=pix2pix" in overrides
+    assert (g.norm, g.dropout) == (("batch", 0.5) if pix2pix else ("instance", 0.0))
+    built = instantiate(g) if pix2pix else instantiate(g)(in_channels=3, out_channels=3)
+    size = cfg.data.resolution
+    assert built(torch.zeros(1, 3, size, size)).shape == (1, 3, size, size)
 
 
 EMOJI = SHARED_DATASETS / "emoji64-google-twitter.zip"

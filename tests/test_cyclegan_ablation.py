@@ -19,7 +19,7 @@ def test_ablation_trains_each_setting_scores_both_ways_and_the_do_nothing_row(tm
     args = [
         "--data-path", str(EMOJI), "--settings", "gan", "gan_cycle_identity", "--seeds", "1", "--steps", "2",
         "--threads", "1", "--extractor", "tiny", "--num-samples", "8", "--out", str(out), "--",
-        "data.max_samples=8", "model.generator.base_channels=4", "model.generator.n_blocks=1",
+        "data.max_samples=8", "model.generator.base_channels=4", "model.generator.max_channels=8",
         "model.discriminator.base_channels=4", "model.discriminator.n_layers=1", "model.num_fixed_samples=2",
         f"paths.log_dir={tmp_path / 'logs'}",
     ]  # fmt: skip

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ganforge.benchmarks.runs import compose_run, gather, run_grid
+from ganforge.benchmarks.runs import compose_run, gather, run_grid, train_to_end
 from ganforge.benchmarks.stats import json_safe, plus_minus, summarize
 
 MODELS = {"progan": "avatars_progan", "dcgan": "avatars_dcgan", "stylegan_lite": "avatars_stylegan_lite"}
@@ -46,13 +46,12 @@ def run_once(name: str, seed: int, out: Path, args: argparse.Namespace, extracto
     from ganforge.callbacks.metrics import reference_key
     from ganforge.images import to_unit
     from ganforge.metrics.evaluate import evaluate_generator
-    from ganforge.train import train
 
     seconds = round(args.minutes * 60)
     budget = f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}"
     cfg = compose_run(MODELS[name], None, 10**7, seed, out, [budget, *args.overrides])
     start = time.perf_counter()
-    result = train(cfg)
+    result = train_to_end(cfg)
     train_seconds = time.perf_counter() - start
     module, datamodule = result["model"], result["datamodule"]
     steps = int(result["trainer"].global_step)

@@ -1,25 +1,26 @@
 """The loss ablation of the CycleGAN paper (Zhu et al. 2017, Table 4) on unpaired emoji styles, and the
 "do nothing" baseline.
 
-Three objectives trained with the same budget and seeds on ``experiment=emoji_cyclegan`` (Google <-> Twitter
-emoji, 64 px, never a pair seen in training): ``gan`` (the two GANs alone: ``model.cycle_weight=0``,
-``model.identity_weight=0``), ``gan_cycle`` (+ the cycle loss x 10, no identity loss) and
-``gan_cycle_identity`` (+ the identity loss x 0.5 x 10: the experiment as it is). Each run is scored at its
-end on the held-out test sets with the EMA side in eval mode: FID and KID of ``G_AB(test A)`` against test B
-and of ``G_BA(test B)`` against test A (Inception features), and PSNR, SSIM and L1 of every output against its
-unseen ground truth (the same emoji in the other style). The ``do_nothing`` row scores the identity map
-(``Unchanged``) on the same test images once: FID(test A, test B), PSNR(test A, its Twitter twin), ...
-Mean ± standard error over seeds, written to ``<out>/results.md`` and ``<out>/results.json``.
+Three objectives trained with the same budget and seeds on ``experiment=emoji_cyclegan_unet`` (Google <->
+Twitter emoji, 64 px, never a pair seen in training; U-Net generators sized for a CPU): ``gan`` (the two GANs
+alone: ``model.cycle_weight=0``, ``model.identity_weight=0``), ``gan_cycle`` (+ the cycle loss x 10, no
+identity loss) and ``gan_cycle_identity`` (+ the identity loss x 0.5 x 10: the experiment as it is). Each run
+is scored at its end on the held-out test sets with the EMA side in eval mode: FID and KID of ``G_AB(test A)``
+against test B and of ``G_BA(test B)`` against test A (Inception features), and PSNR, SSIM and L1 of every
+output against its unseen ground truth (the same emoji in the other style). The ``do_nothing`` row scores the
+identity map (``Unchanged``) on the same test images once: FID(test A, test B), PSNR(test A, its Twitter
+twin), ... Mean ± standard error over seeds, written to ``<out>/results.md`` and ``<out>/results.json``.
 
-Budget: a step of ``experiment=emoji_cyclegan`` (batch 1, width 32, 6 blocks) took 0.53 s on 1 thread of a
-2-core CPU shared with other trainings, and 1.15-1.23 s while they loaded it more (three runs of 20 steps,
-``python -m ganforge.benchmarks.throughput --task cyclegan --device cpu --threads 1 --mode fp32 --warmup 3
---steps 20 --repeats 3``). 1,000 steps are therefore about 9 minutes of training per setting on a quiet core
-(scoring 378 test images per direction with Inception adds a few minutes per run)::
+Budget: 10,000 steps of batch 1, ~0.14 s a step of the full objective on one CPU thread (~25 minutes; the GAN
+alone is cheaper per step), then ~4 minutes of Inception scoring per run. ``scripts/cyclegan_ablation.sh``
+runs the grid as two processes pinned to the two cores of a small machine (under two hours)::
 
     python -m ganforge.benchmarks.cyclegan_ablation --data-path emoji64-google-twitter.zip --threads 1 \
-        --seeds 3 --steps 1000 --out outputs/cyclegan_ablation
-    python -m ganforge.benchmarks.cyclegan_ablation --summarize outputs/cyclegan_ablation   # table again
+        --settings gan_cycle_identity --seeds 3 --steps 10000 --out outputs/cyclegan_ablation
+    python -m ganforge.benchmarks.cyclegan_ablation --summarize outputs/cyclegan_ablation   # the table
+
+``--experiment emoji_cyclegan`` runs the same grid with the paper's 6-block ResNet generators (a step ~2x
+dearer, and far slower to leave the blurry start: README, CycleGAN).
 
 Every run writes ``<out>/<setting>/seed<N>/result.json`` when it ends, so seeds can run in separate
 processes (``--first-seed``) and ``--summarize`` gathers whatever has finished.
@@ -35,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ganforge.benchmarks.runs import compose_run, gather, run_grid
+from ganforge.benchmarks.runs import compose_run, gather, run_grid, train_to_end
 from ganforge.benchmarks.stats import json_safe, plus_minus, summarize
 
 SETTINGS: dict[str, list[str]] = {
@@ -64,12 +65,11 @@ def run_once(
 ) -> tuple[dict[str, Any], Any]:
     """Train one setting for one seed, score it on the test sets, write ``result.json``; the run and its
     datamodule."""
-    from ganforge.train import train
 
     overrides = [*SETTINGS[setting], *args.overrides]
     cfg = compose_run(args.experiment, args.data_path, args.steps, seed, out, overrides)
     start = time.perf_counter()
-    result = train(cfg)
+    result = train_to_end(cfg)
     seconds = time.perf_counter() - start
     module, datamodule = result["model"], result["datamodule"]
     module.G_ema.eval()  # as the metrics callback, eval.py and translate.py use it
@@ -160,12 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="CycleGAN's loss ablation (GAN, GAN + cycle, GAN + cycle + identity) and the do-nothing "
         "baseline with FID/KID both ways and PSNR/SSIM/L1 against the unseen ground truth.",
     )
-    parser.add_argument("--experiment", default="emoji_cyclegan")
+    parser.add_argument("--experiment", default="emoji_cyclegan_unet")
     parser.add_argument("--data-path", default=None, help="data.path of the experiment's dataset")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--extractor", default="inception", help="feature network of FID/KID")
     parser.add_argument("--num-samples", type=int, default=None, help="test images per domain (all)")

@@ -132,12 +132,12 @@ def generate(model: Any, n: int = NUM_SAMPLES, seed: int = 0) -> torch.Tensor:
 
 def run_once(data: str, overrides: Sequence[str], seed: int, output_dir: Path) -> dict[str, Any]:
     """Train one setting for one seed, then score ``NUM_SAMPLES`` generated points."""
+    from ganforge.benchmarks.runs import train_to_end
     from ganforge.callbacks.samples import scatter_image
-    from ganforge.train import train
 
     cfg = compose_config(data, [*overrides, f"seed={seed}"], output_dir)
     start = time.perf_counter()
-    result = train(cfg)
+    result = train_to_end(cfg)
     seconds = time.perf_counter() - start
     model, datamodule = result["model"], result["datamodule"]
     points = generate(model, seed=seed)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ganforge.benchmarks.runs import compose_run, gather, run_grid
+from ganforge.benchmarks.runs import compose_run, gather, run_grid, train_to_end
 from ganforge.benchmarks.stats import json_safe, plus_minus, summarize
 
 SETTINGS: dict[str, list[str]] = {
@@ -46,11 +46,10 @@ def run_once(
     """Train one setting for one seed, score it on the test pairs, write ``result.json``."""
     from ganforge.metrics.evaluate import evaluate_translation
     from ganforge.metrics.extractors import build_extractor
-    from ganforge.train import train
 
     cfg = compose_run(experiment, data_path, steps, seed, out, [*SETTINGS[setting], *overrides])
     start = time.perf_counter()
-    result = train(cfg)
+    result = train_to_end(cfg)
     seconds = time.perf_counter() - start
     module, datamodule = result["model"], result["datamodule"]
     inputs, targets = datamodule.test_pairs()

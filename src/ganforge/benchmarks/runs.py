@@ -15,6 +15,25 @@ import torch
 from ganforge.errors import GanforgeError
 
 
+class RunStopped(GanforgeError):
+    """A benchmark run ended before its last step (SIGTERM): it is no result and is not recorded."""
+
+
+def train_to_end(cfg: Any) -> dict[str, Any]:
+    """``train(cfg)`` for a benchmark: a run that a SIGTERM stopped early raises ``RunStopped`` instead of
+    returning, so that a partial run never becomes a row of a table (its ``last.ckpt`` is kept)."""
+    from ganforge.train import train
+
+    result = train(cfg)
+    if result["preempted"]:
+        raise RunStopped(
+            f"the run in {cfg.paths.output_dir} was stopped by SIGTERM after step "
+            f"{result['trainer'].global_step} of {cfg.trainer.max_steps}; it is not recorded. Run the "
+            "benchmark again for it"
+        )
+    return result
+
+
 def compose_run(
     experiment: str, data_path: str | None, steps: int, seed: int, out: Path, overrides: Sequence[str]
 ):
@@ -61,7 +80,8 @@ def run_grid(
     describe: Callable[[dict[str, Any]], str],
 ) -> int:
     """``run_one(name, seed, <out>/<name>/seed<seed>)`` for every seed and name, a line for each finished run;
-    exit status 0, or 2 after printing a ``GanforgeError`` (bad data, options) as the CLIs do."""
+    exit status 0, 143 after a run stopped by SIGTERM (``RunStopped``: the grid ends there), or 2 after
+    printing another ``GanforgeError`` (bad data, options) as the CLIs do."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     if threads:
         torch.set_num_threads(threads)
@@ -70,6 +90,11 @@ def run_grid(
             for name in names:
                 run = run_one(name, seed, out / name / f"seed{seed}")
                 print(f"{name:18s} seed {seed}: {describe(run)}", flush=True)
+    except RunStopped as e:
+        from ganforge.train import EXIT_PREEMPTED
+
+        print(f"ganforge: stopped: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except GanforgeError as e:
         print(f"ganforge: error: {e}", file=sys.stderr)
         return 2

@@ -73,7 +73,7 @@ def unet_depth(resolution: int) -> int:
     if resolution < 2 or resolution & (resolution - 1):
         raise ConfigError(
             f"a U-Net follows the resolution only for powers of two, got {resolution}: use 64, 128, 256, "
-            "... or give model.depth explicitly (the sides must then be divisible by 2**depth)"
+            "... or give model.generator.depth explicitly (the sides must then be divisible by 2**depth)"
         )
     return int(math.log2(resolution))
 
