@@ -358,13 +358,14 @@ def test_cyclegan_config_and_experiment_compose() -> None:
     exp = compose_config(["experiment=emoji_cyclegan"])
     assert exp.model.generator.n_blocks == 6 and exp.loss._target_.endswith("LeastSquaresLoss")
     assert exp.model._target_ == "ganforge.tasks.CycleGANModule"
-    # the CPU-budget preset: the emoji experiment with U-Net generators, loaded at the crop size
+    # the CPU-budget preset: the emoji experiment with U-Net generators (the same jitter, 72 -> 64)
     unet = compose_config(["experiment=emoji_cyclegan_unet"])
     assert (
         unet.model.generator._target_ == "ganforge.models.UNetGenerator"
         and "n_blocks" not in unet.model.generator
     )
-    assert unet.model.generator.max_channels == 128 and unet.data.load_size == unet.data.resolution == 64
+    assert unet.model.generator.max_channels == 128 and unet.data.load_size == exp.data.load_size == 72
+    assert unet.trainer.max_steps == 6000
     assert unet.model.generator.base_channels == 32 and unet.model.generator.norm == "instance"
 
 

@@ -11,12 +11,12 @@ output against its unseen ground truth (the same emoji in the other style). The 
 identity map (``Unchanged``) on the same test images once: FID(test A, test B), PSNR(test A, its Twitter
 twin), ... Mean ± standard error over seeds, written to ``<out>/results.md`` and ``<out>/results.json``.
 
-Budget: 10,000 steps of batch 1, ~0.14 s a step of the full objective on one CPU thread (~25 minutes; the GAN
+Budget: 6,000 steps of batch 1, ~0.12 s a step of the full objective on one CPU thread (~13 minutes; the GAN
 alone is cheaper per step), then ~4 minutes of Inception scoring per run. ``scripts/cyclegan_ablation.sh``
 runs the grid as two processes pinned to the two cores of a small machine (under two hours)::
 
     python -m ganforge.benchmarks.cyclegan_ablation --data-path emoji64-google-twitter.zip --threads 1 \
-        --settings gan_cycle_identity --seeds 3 --steps 10000 --out outputs/cyclegan_ablation
+        --settings gan_cycle_identity --seeds 3 --steps 6000 --out outputs/cyclegan_ablation
     python -m ganforge.benchmarks.cyclegan_ablation --summarize outputs/cyclegan_ablation   # the table
 
 ``--experiment emoji_cyclegan`` runs the same grid with the paper's 6-block ResNet generators (a step ~2x
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=10000)
+    parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--extractor", default="inception", help="feature network of FID/KID")
     parser.add_argument("--num-samples", type=int, default=None, help="test images per domain (all)")
