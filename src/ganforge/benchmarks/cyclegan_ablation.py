@@ -11,9 +11,10 @@ output against its unseen ground truth (the same emoji in the other style). The 
 identity map (``Unchanged``) on the same test images once: FID(test A, test B), PSNR(test A, its Twitter
 twin), ... Mean ± standard error over seeds, written to ``<out>/results.md`` and ``<out>/results.json``.
 
-Budget: 6,000 steps of batch 1, ~0.12 s a step of the full objective on one CPU thread (~13 minutes; the GAN
-alone is cheaper per step), then ~4 minutes of Inception scoring per run. ``scripts/cyclegan_ablation.sh``
-runs the grid as two processes pinned to the two cores of a small machine (under two hours)::
+Budget: 6,000 steps of batch 1: ~0.1 s a step of the full objective on one CPU thread (585 s a run, set-up
+included; the GAN alone 347 s), then ~1-4 minutes of Inception scoring per run.
+``scripts/cyclegan_ablation.sh`` runs the grid as two processes pinned to the two cores of a small machine
+(52 minutes at 36c45c2)::
 
     python -m ganforge.benchmarks.cyclegan_ablation --data-path emoji64-google-twitter.zip --threads 1 \
         --settings gan_cycle_identity --seeds 3 --steps 6000 --out outputs/cyclegan_ablation
