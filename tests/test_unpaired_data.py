@@ -187,6 +187,20 @@ def test_separate_paths_per_side_and_max_samples(tmp_path):
     assert few.train_names_a == ["a0", "a2", "a4"] and len(few.train_names_b) == 3 and len(few.dataset) == 3
 
 
+def test_train_draw_is_seeded_resized_and_all_when_fewer(tmp_path):
+    dm = setup(path=str(tree(tmp_path)))
+    b = dm.train_draw("b", 2, seed=0)
+    assert (
+        b.shape == (2, 3, 8, 8) and b.dtype == torch.uint8 and torch.equal(b, dm.train_draw("b", 2, seed=0))
+    )
+    assert {marks(x) for x in b} < {150, 170, 190}  # two different training B images, at the test size
+    assert sorted(marks(x) for x in dm.train_draw("b", 10)) == [150, 170, 190]
+    draws = {tuple(marks(x) for x in dm.train_draw("a", 2, seed=s)) for s in range(8)}
+    assert len(draws) > 1 and all(m in {10, 30, 50, 70, 90} for d in draws for m in d)
+    with pytest.raises(ValueError, match="'a' or 'b'"):
+        dm.train_draw("c", 1)
+
+
 def test_disjoint_by_name_split_on_a_fake_tree(tmp_path):
     files = {
         f"{style}/{i:02d}.png": marked(i if style == "x" else 200 + i, 10, 10, i)

@@ -9,7 +9,10 @@ is scored at its end on the held-out test sets with the EMA side in eval mode: F
 against test B and of ``G_BA(test B)`` against test A (Inception features), and PSNR, SSIM and L1 of every
 output against its unseen ground truth (the same emoji in the other style). The ``do_nothing`` row scores the
 identity map (``Unchanged``) on the same test images once: FID(test A, test B), PSNR(test A, its Twitter
-twin), ... Mean ± standard error over seeds, written to ``<out>/results.md`` and ``<out>/results.json``.
+twin), ...; the ``same_style`` row scores real training images of the target style as if they were the
+outputs (FID/KID only): the best a translator can reach with test sets this small, since FID of a few hundred
+images is biased high. Mean ± standard error over seeds, written to ``<out>/results.md`` and
+``<out>/results.json``; ``--references`` scores the two reference rows alone, without training.
 
 Budget: 6,000 steps of batch 1: ~0.1 s a step of the full objective on one CPU thread (585 s a run, set-up
 included; the GAN alone 347 s), then ~1-4 minutes of Inception scoring per run.
@@ -46,6 +49,12 @@ SETTINGS: dict[str, list[str]] = {
     "gan_cycle_identity": [],
 }
 BASELINE = "do_nothing"
+SAME_STYLE = "same_style"
+#: the reference rows, results key -> (folder, what it scores): doing nothing, real images of the style
+REFERENCES = {
+    "baseline": (BASELINE, "identity map"),
+    "same_style": (SAME_STYLE, "real training images of the target style"),
+}
 METRICS = ("fid", "kid", "psnr", "ssim", "l1")
 #: every value of a row: each metric in both directions
 KEYS = tuple(f"{m}_{d}" for m in METRICS for d in ("ab", "ba"))
@@ -90,6 +99,13 @@ def run_once(
     return run, datamodule
 
 
+def _save_row(out: Path, row: dict[str, Any]) -> dict[str, Any]:
+    path = out / row["setting"] / "result.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json_safe(row), indent=2))
+    return row
+
+
 def run_baseline(out: Path, datamodule: Any, extractor: Any, num_samples: int | None) -> dict[str, Any]:
     """The identity map scored as the trained runs are, on the same test images: ``<out>/do_nothing/``."""
     from torch import nn
@@ -97,19 +113,44 @@ def run_baseline(out: Path, datamodule: Any, extractor: Any, num_samples: int | 
     from ganforge.metrics.evaluate import Unchanged
 
     scored = score(nn.ModuleDict({"AB": Unchanged(), "BA": Unchanged()}), datamodule, extractor, num_samples)
-    row = {"setting": BASELINE, **{k: scored["results"][k] for k in KEYS}, "protocol": scored["protocol"]}
-    path = out / BASELINE / "result.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_safe(row), indent=2))
-    return row
+    return _save_row(
+        out, {"setting": BASELINE, **{k: scored["results"][k] for k in KEYS}, "protocol": scored["protocol"]}
+    )
+
+
+def run_same_style(out: Path, datamodule: Any, extractor: Any, num_samples: int | None) -> dict[str, Any]:
+    """Real images of the target style scored as a translator's outputs: a seeded draw of training B (as
+    many as the test A images) against test B in the A→B columns, of training A against test A in the B→A
+    ones (FID/KID only: they have no twin). This, not 0, is the best a translator can score: FID of a few
+    hundred images against a few hundred others is biased high. ``<out>/same_style/``."""
+    from ganforge.metrics.evaluate import Unchanged, evaluate_translation
+
+    test_a, test_b = datamodule.test_sets(num_samples)
+    row: dict[str, Any] = {"setting": SAME_STYLE}
+    for key, side, n, reals in (("ab", "b", len(test_a), test_b), ("ba", "a", len(test_b), test_a)):
+        drawn = datamodule.train_draw(side, n)
+        found = evaluate_translation(
+            Unchanged(), drawn, None, extractor, ["fid", "kid"], 50, feature_targets=reals
+        )
+        row.update({f"{m}_{key}": found["results"].get(m) for m in METRICS})
+        row[f"num_drawn_{key}"] = len(drawn)
+    return _save_row(out, row)
+
+
+def score_references(out: Path, datamodule: Any, extractor: Any, num_samples: int | None) -> None:
+    """The do-nothing and same-style rows, each once per output folder, on the runs' test images."""
+    for name, scorer in ((BASELINE, run_baseline), (SAME_STYLE, run_same_style)):
+        if not (out / name / "result.json").is_file():
+            row = scorer(out, datamodule, extractor, num_samples)
+            print(f"{name:18s}: FID A→B {row['fid_ab']:.1f}, B→A {row['fid_ba']:.1f}", flush=True)
 
 
 def collect(root: Path) -> dict[str, Any]:
-    """The finished runs under ``root`` by setting, their mean ± sem, and the baseline row (if scored)."""
+    """The finished runs under ``root`` by setting, their mean ± sem, and the reference rows (if scored)."""
     runs = gather(root, SETTINGS)
-    baseline = root / BASELINE / "result.json"
+    rows = {key: root / name / "result.json" for key, (name, _) in REFERENCES.items()}
     return {
-        "baseline": json.loads(baseline.read_text()) if baseline.is_file() else None,
+        **{key: json.loads(path.read_text()) if path.is_file() else None for key, path in rows.items()},
         "settings": {
             name: {"summary": summarize(group, (*KEYS, "train_seconds")), "runs": group}
             for name, group in runs.items()
@@ -117,8 +158,13 @@ def collect(root: Path) -> dict[str, Any]:
     }
 
 
+def _cell(value: Any, fmt: str) -> str:
+    """A value as the table shows it: ``-`` where a row has none (the same-style row's image metrics)."""
+    return "-" if value is None else value if isinstance(value, str) else format(value, fmt)
+
+
 def _cells(values: dict[str, Any], fmt: dict[str, str]) -> str:
-    return " | ".join(values[k] if isinstance(values[k], str) else format(values[k], fmt[k]) for k in KEYS)
+    return " | ".join(_cell(values.get(k), fmt[k]) for k in KEYS)
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -129,8 +175,10 @@ def format_table(results: dict[str, Any]) -> str:
         f"| objective | seeds | steps | {columns} | train s / run |",
         "|---|---|---|" + "---|" * len(KEYS) + "---|",
     ]
-    if results["baseline"] is not None:
-        lines.append(f"| {BASELINE} (identity map) | - | - | {_cells(results['baseline'], fmt)} | - |")
+    for key, (name, what) in REFERENCES.items():
+        row = results.get(key)
+        if row is not None:
+            lines.append(f"| {name} ({what}) | - | - | {_cells(row, fmt)} | - |")
     for name, entry in results["settings"].items():
         s, group = entry["summary"], entry["runs"]
         cells = _cells({k: plus_minus(s[k], fmt[k]) for k in KEYS}, fmt)
@@ -172,6 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-samples", type=int, default=None, help="test images per domain (all)")
     parser.add_argument("--out", type=Path, default=Path("outputs/cyclegan_ablation"))
     parser.add_argument("--summarize", type=Path, default=None, help="print the table of finished runs")
+    parser.add_argument(
+        "--references",
+        action="store_true",
+        help="score only the do-nothing and same-style rows (no training)",
+    )
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run")
     args = parser.parse_args(argv)
     if args.summarize is not None:
@@ -179,15 +232,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from ganforge.metrics.extractors import build_extractor
 
+    if args.references:
+        from hydra.utils import instantiate
+
+        cfg = compose_run(
+            args.experiment, args.data_path, args.steps, args.first_seed, args.out, args.overrides
+        )
+        score_references(args.out, instantiate(cfg.data), build_extractor(args.extractor), args.num_samples)
+        print(write_results(args.out))
+        return 0
     extractor = None
 
     def run_one(name: str, seed: int, out: Path) -> dict[str, Any]:
         nonlocal extractor
         extractor = extractor or build_extractor(args.extractor)
         run, datamodule = run_once(name, seed, out, args, extractor)
-        if not (args.out / BASELINE / "result.json").is_file():  # once, on the same test images
-            base = run_baseline(args.out, datamodule, extractor, args.num_samples)
-            print(f"{BASELINE:18s}: FID A→B {base['fid_ab']:.1f}, B→A {base['fid_ba']:.1f}", flush=True)
+        score_references(args.out, datamodule, extractor, args.num_samples)
         return run
 
     def describe(run: dict[str, Any]) -> str:

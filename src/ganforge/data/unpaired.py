@@ -521,6 +521,17 @@ class UnpairedDataModule(GANDataModule):
         )
         return UnpairedImages(sides[0], sides[1], self.resolution, self.load_size, self.flip, self.seed)
 
+    def train_draw(self, side: str, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` training images of domain ``side`` (``"a"`` or ``"b"``; all of them when it has fewer), drawn
+        without replacement by ``seed``, ``uint8 [n, C, R, R]`` resized to ``resolution`` without jitter as
+        the test sets are: real images of a style, to score as a perfect translator's outputs would be."""
+        if side not in ("a", "b"):
+            raise ValueError(f"side must be 'a' or 'b', not {side!r}")
+        domain: Domain = self._find()[f"train_{side}"]  # type: ignore[assignment]
+        index = torch.randperm(len(domain), generator=torch.Generator().manual_seed(seed))[:n]
+        drawn = domain.select(sorted(index.tolist()))
+        return self._decode_all(drawn, self.resolution, self.on_corrupt == "skip")[0]
+
     # -- test images --------------------------------------------------------------------------------------
     def test_sets(self, max_n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``max_n`` (default all) test images of each domain, ``(a [Na, Ca, R, R], b [Nb, Cb, R,
