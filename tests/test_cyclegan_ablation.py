@@ -49,16 +49,9 @@ def test_ablation_trains_each_setting_scores_both_ways_and_the_reference_rows(tm
 def test_references_alone_score_the_two_reference_rows_without_training(tmp_path, capsys) -> None:
     out = tmp_path / "references"
     args = [
-        "--references",
-        "--data-path",
-        str(EMOJI),
-        "--extractor",
-        "tiny",
-        "--num-samples",
-        "6",
-        "--out",
-        str(out),
-    ]
+        "--references", "--data-path", str(EMOJI), "--extractor", "tiny", "--num-samples", "6",
+        "--out", str(out),
+    ]  # fmt: skip
     assert cyclegan_ablation.main(args) == 0
     table = (out / "results.md").read_text().split("\n\n")[0]
     rows = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines() if line.startswith("| ")][1:]

@@ -50,11 +50,6 @@ SETTINGS: dict[str, list[str]] = {
 }
 BASELINE = "do_nothing"
 SAME_STYLE = "same_style"
-#: the reference rows, results key -> (folder, what it scores): doing nothing, real images of the style
-REFERENCES = {
-    "baseline": (BASELINE, "identity map"),
-    "same_style": (SAME_STYLE, "real training images of the target style"),
-}
 METRICS = ("fid", "kid", "psnr", "ssim", "l1")
 #: every value of a row: each metric in both directions
 KEYS = tuple(f"{m}_{d}" for m in METRICS for d in ("ab", "ba"))
@@ -137,9 +132,16 @@ def run_same_style(out: Path, datamodule: Any, extractor: Any, num_samples: int 
     return _save_row(out, row)
 
 
+#: the table's reference rows, results key -> (folder, what it scores, scorer)
+REFERENCES = {
+    "baseline": (BASELINE, "identity map", run_baseline),
+    "same_style": (SAME_STYLE, "real training images of the target style", run_same_style),
+}
+
+
 def score_references(out: Path, datamodule: Any, extractor: Any, num_samples: int | None) -> None:
-    """The do-nothing and same-style rows, each once per output folder, on the runs' test images."""
-    for name, scorer in ((BASELINE, run_baseline), (SAME_STYLE, run_same_style)):
+    """The reference rows, each once per output folder, on the runs' test images."""
+    for name, _, scorer in REFERENCES.values():
         if not (out / name / "result.json").is_file():
             row = scorer(out, datamodule, extractor, num_samples)
             print(f"{name:18s}: FID A→B {row['fid_ab']:.1f}, B→A {row['fid_ba']:.1f}", flush=True)
@@ -148,7 +150,7 @@ def score_references(out: Path, datamodule: Any, extractor: Any, num_samples: in
 def collect(root: Path) -> dict[str, Any]:
     """The finished runs under ``root`` by setting, their mean ± sem, and the reference rows (if scored)."""
     runs = gather(root, SETTINGS)
-    rows = {key: root / name / "result.json" for key, (name, _) in REFERENCES.items()}
+    rows = {key: root / name / "result.json" for key, (name, *_) in REFERENCES.items()}
     return {
         **{key: json.loads(path.read_text()) if path.is_file() else None for key, path in rows.items()},
         "settings": {
@@ -175,7 +177,7 @@ def format_table(results: dict[str, Any]) -> str:
         f"| objective | seeds | steps | {columns} | train s / run |",
         "|---|---|---|" + "---|" * len(KEYS) + "---|",
     ]
-    for key, (name, what) in REFERENCES.items():
+    for key, (name, what, _) in REFERENCES.items():
         row = results.get(key)
         if row is not None:
             lines.append(f"| {name} ({what}) | - | - | {_cells(row, fmt)} | - |")
